@@ -1,0 +1,46 @@
+"""
+Generate text from a train.py checkpoint.
+
+    python sample.py out/model_a/ckpt.pt --prompt "The cat" --max_new_tokens=100 --temperature=0.8 --top_k=50
+"""
+
+import argparse
+
+import torch
+
+from model import load_checkpoint
+from tokenize_data import Tokenizer
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--max_new_tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top_k", type=int, default=50)
+    p.add_argument("--num_samples", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+
+    torch.manual_seed(args.seed)
+    model, ckpt = load_checkpoint(args.checkpoint, args.device)
+    if not ckpt.get("tokenizer"):
+        raise SystemExit(f"{args.checkpoint}: the checkpoint carries no tokenizer")
+    tok = Tokenizer.from_dict(ckpt["tokenizer"])
+    ids = [tok.bos_id] + tok.encode(args.prompt)  # documents start with BOS in training
+    x = torch.tensor([ids], dtype=torch.long, device=args.device)
+    for _ in range(args.num_samples):
+        y = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, eos_id=tok.eos_id)
+        out = [i for i in y[0].tolist()[1:]]
+        # a new document (BOS) ends the sample
+        if tok.bos_id in out[len(ids) - 1:]:
+            out = out[:out.index(tok.bos_id, len(ids) - 1)]
+        print(tok.decode(out))
+        if args.num_samples > 1:
+            print("---")
+
+
+if __name__ == "__main__":
+    main()

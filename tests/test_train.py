@@ -1,0 +1,270 @@
+"""train.py and configurator.py, as a user meets them."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, write_data_dir, synthetic_text
+from configurator import load_config
+import train
+
+TINY_MODEL = ["--dim=32", "--n_layers=2", "--n_heads=4", "--hidden_dim=64", "--max_seq_len=32",
+              "--block_size=32", "--batch_size=4", "--grad_accum=2", "--eval_windows=4", "--warmup_iters=2",
+              "--milestone_unit=none", "--dropout=0.1"]
+
+
+def run_train(data_dir, out_dir, *extra):
+    return train.main([f"--data_dir={data_dir}", f"--out_dir={out_dir}", *TINY_MODEL, *extra])
+
+
+def read_log(out_dir, kind):
+    with open(os.path.join(out_dir, "log.jsonl")) as f:
+        return [r for r in map(json.loads, f) if r["kind"] == kind]
+
+
+# ----------------------------------------------------------------------------- configurator
+
+@dataclass
+class A:
+    lr: float = 0.1
+    steps: int = 10
+    name: str = "x"
+    init_from: Optional[str] = "ckpt.pt"
+    flag: bool = False
+
+
+@dataclass
+class B:
+    width: int = 4
+
+
+def test_config_file_then_command_line_later_wins(tmp_path):
+    cfg_file = tmp_path / "c.py"
+    cfg_file.write_text("lr = 0.5\nwidth = 8\nimport math\n_private = 3\n")
+    (a, b), explicit = load_config([str(cfg_file), "--lr=1e-3"], A, B)
+    assert a.lr == 1e-3 and b.width == 8 and explicit == {"lr", "width"}
+
+
+def test_config_int_is_accepted_for_float_and_stays_float():
+    (a, _), _ = load_config(["--lr=1"], A, B)
+    assert a.lr == 1.0 and isinstance(a.lr, float)
+
+
+def test_config_none_can_be_set_and_overridden(tmp_path):
+    cfg_file = tmp_path / "c.py"
+    cfg_file.write_text("init_from = None\n")
+    (a, _), _ = load_config([str(cfg_file)], A, B)
+    assert a.init_from is None
+    (a, _), _ = load_config([str(cfg_file), "--init_from=other.pt"], A, B)
+    assert a.init_from == "other.pt"
+    (a, _), _ = load_config(["--init_from=None"], A, B)
+    assert a.init_from is None
+
+
+def test_config_value_may_contain_equals_and_bare_flag_is_true():
+    (a, _), _ = load_config(["--name=a=b=c", "--flag"], A, B)
+    assert a.name == "a=b=c" and a.flag is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lrr=1"], "unknown config key 'lrr'; did you mean 'lr'?"),
+    (["--steps=1.5"], "steps must be int"),
+    (["--steps=None"], "steps cannot be None"),
+    (["--flag=3"], "flag must be True or False"),
+    (["--lr=abc"], "is not a valid float"),
+])
+def test_config_mistakes_fail_with_one_clear_line(argv, message):
+    with pytest.raises(SystemExit) as e:
+        load_config(argv, A, B)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_config_unknown_key_in_a_file_names_the_file(tmp_path):
+    cfg_file = tmp_path / "c.py"
+    cfg_file.write_text("widht = 3\n")
+    with pytest.raises(SystemExit, match=r"c\.py: unknown config key 'widht'; did you mean 'width'\?"):
+        load_config([str(cfg_file)], A, B)
+
+
+def test_shipped_configs_load():
+    for name in sorted(os.listdir(os.path.join(ROOT, "config"))):
+        if name.endswith(".py"):
+            load_config([os.path.join(ROOT, "config", name)], train.ModelConfig, train.TrainConfig, train.MixerConfig)
+
+
+def test_model_a_config_has_the_reference_shape_and_26M_parameters():
+    (model_cfg, cfg, _), _ = load_config([os.path.join(ROOT, "config", "model_a.py")],
+                                         train.ModelConfig, train.TrainConfig, train.MixerConfig)
+    n = train.Transformer(model_cfg).num_params()
+    assert abs(n - 26.4e6) < 0.3e6
+    assert (cfg.lr, cfg.warmup_iters, cfg.batch_size, cfg.grad_accum, cfg.epochs) == (3e-4, 200, 16, 4, 5.0)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+def test_learning_rate_warmup_then_cosine_to_the_floor():
+    cfg = train.TrainConfig(lr=1.0, min_lr=0.1, warmup_iters=10)
+    lrs = [train.learning_rate(i, cfg, 110) for i in range(111)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[60] == pytest.approx(0.55)          # half way through the decay: the mean of lr and min_lr
+    assert lrs[110] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+# ----------------------------------------------------------------------------- the plain batch source
+
+def test_token_windows_visit_every_window_once_per_epoch(tiny_data):
+    meta = train.read_meta(tiny_data)
+    src = train.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=1, seed=0)
+    n = src.n_windows
+    seen = [src.position(i) for i in range(n)]
+    assert len(set(seen)) == n                       # n distinct windows within an epoch
+    assert all(off % 8 == 0 for _, off in seen)      # non-overlapping: at multiples of block_size
+    second = [src.position(n + i) for i in range(n)]
+    assert sorted(second) == sorted(seen) and second != seen  # the next epoch: same windows, new order
+
+
+def test_ddp_ranks_draw_disjoint_parts_of_the_same_global_batch(tiny_data):
+    meta = train.read_meta(tiny_data)
+    one = train.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=2, seed=0)
+    ranks = [train.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=1, seed=0, rank=r, world_size=2)
+             for r in range(2)]
+    # step s of one process with accumulation 2 sees what step s of 2 ranks without accumulation see
+    for step in range(3):
+        single = torch.cat([one.get_batch(step, m)[0] for m in range(2)])
+        both = torch.cat([ranks[r].get_batch(step, 0)[0] for r in range(2)])
+        assert torch.equal(single, both)
+
+
+# ----------------------------------------------------------------------------- training runs
+
+def test_a_short_run_learns_and_logs(tiny_data, tmp_path):
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=30", "--lr=3e-3", "--eval_interval=15", "--log_interval=5") == 0
+    evals = read_log(out, "eval")
+    assert [e["iter"] for e in evals] == [0, 15, 30]
+    assert set(evals[0]["val_loss"]) == {"eng", "nld"}
+    assert evals[-1]["val_loss_mean"] < evals[0]["val_loss_mean"] - 1.0   # from ~ln(300) = 5.7 down
+    records = read_log(out, "train")
+    assert [r["iter"] for r in records] == [5, 10, 15, 20, 25, 30]
+    assert records[-1]["tokens"] == 30 * 4 * 32 * 2
+    ckpt = torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)
+    assert ckpt["iter_num"] == 30 and not any(k.startswith("_orig_mod.") for k in ckpt["model"])
+    assert json.load(open(os.path.join(out, "config.json")))["lr"] == 3e-3
+
+
+def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
+    """A run stopped at step 7 and resumed has the same losses and weights as one that ran straight
+    through: the checkpoint carries model, optimizer, LR step, sampler and RNG (dropout) states."""
+    common = ["--max_iters=14", "--lr=3e-3", "--eval_interval=5", "--log_interval=1"]
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    assert run_train(tiny_data, straight, *common) == 0
+    assert run_train(tiny_data, split, *common, "--stop_iter=7") == 0
+    assert torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)["iter_num"] == 7
+    assert run_train(tiny_data, split, *common, "--resume") == 0
+    a = [r["loss"] for r in read_log(straight, "train")]
+    b = [r["loss"] for r in read_log(split, "train")]
+    assert len(a) == len(b) == 14 and a == b
+    assert [e["val_loss"] for e in read_log(straight, "eval")] == [e["val_loss"] for e in read_log(split, "eval")]
+    sa = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=False)["model"]
+    sb = torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = str(tmp_path / "ckpt.pt")
+    train.save_atomic({"iter_num": 1}, path)
+
+    def dies_halfway(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        train.save_atomic({"iter_num": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False) == {"iter_num": 1}
+    assert os.listdir(tmp_path) == ["ckpt.pt"]   # no temporary file left behind
+
+
+def test_epochs_set_the_number_of_iterations(tiny_data, tmp_path):
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--epochs=2", "--eval_interval=1000") == 0
+    meta = train.read_meta(tiny_data)
+    n_windows = sum((meta["languages"][l]["train"]["tokens"] - 1) // 32 for l in meta["languages"])
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["max_iters_resolved"] == -(-2 * n_windows * 32 // (4 * 32 * 2))
+
+
+def test_milestone_checkpoints_follow_the_babylm_schedule(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "MILESTONES", [1000, 2000, 3000, 10**9])  # scaled down: tokens, not millions
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=13", "--milestone_unit=tokens") == 0  # 256 tokens per iteration
+    names = sorted(os.listdir(os.path.join(out, "checkpoints")))
+    assert names == ["chck_0.001M.pt", "chck_0.002M.pt", "chck_0.003M.pt"]
+    saved = [r["tokens"] for r in read_log(out, "checkpoint") if "chck_" in r["path"]]
+    assert saved == [1024, 2048, 3072]            # the first iteration at or past each milestone
+
+
+# ----------------------------------------------------------------------------- bad input: one clear line
+
+def fails_with(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        train.main(argv)
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    fails_with(capsys, [f"--data_dir={tmp_path}/nothing", "--max_iters=1"], "no meta.json")
+
+
+def test_vocab_smaller_than_the_token_ids(tiny_data, tmp_path, capsys):
+    fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/o", *TINY_MODEL, "--vocab_size=100", "--max_iters=1"],
+               "but the model's vocab_size is 100")
+
+
+def test_inconsistent_shapes(tiny_data, tmp_path, capsys):
+    fails_with(capsys, [f"--data_dir={tiny_data}", *TINY_MODEL, "--n_heads=5", "--max_iters=1"],
+               "dim=32 is not divisible by n_heads=5")
+
+
+def test_resume_with_another_model_shape(tiny_data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=2") == 0
+    fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={out}", *TINY_MODEL, "--dim=64", "--max_iters=4", "--resume"],
+               "checkpoint has another model shape than the config (dim: config 64, checkpoint 32)")
+
+
+def test_empty_token_file(tiny_data, tmp_path, capsys):
+    open(os.path.join(tiny_data, "eng", "train.bin"), "wb").close()
+    fails_with(capsys, [f"--data_dir={tiny_data}", *TINY_MODEL, "--max_iters=1"], "missing or empty token file")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=4", "--eval_interval=2", "--log_interval=1") == 0
+    good = torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)
+    # resume with an absurd learning rate: the loss overflows to inf/nan within a few steps
+    code = run_train(tiny_data, out, "--max_iters=40", "--eval_interval=1000", "--log_interval=1", "--lr=1e30",
+                     "--warmup_iters=0", "--grad_clip=0", "--resume")
+    assert code == 1
+    assert "; stopping. The last good checkpoint is" in capsys.readouterr().err
+    kept = torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)
+    assert kept["iter_num"] == good["iter_num"] and all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+
+
+def test_sample_py_generates_from_a_checkpoint(tiny_data, tmp_path):
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=2") == 0
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), os.path.join(out, "ckpt.pt"),
+                          "--prompt", "the cat", "--max_new_tokens=5", "--temperature=0"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("the cat")

@@ -1,0 +1,466 @@
+"""
+Train a LLaMA on token bins made by tokenize_data.py. One process (CPU, one GPU) or DDP:
+
+    python train.py config/model_a.py
+    python train.py config/model_a.py --lr=1e-3 --max_iters=100     # overrides
+    python train.py config/model_a.py --resume                      # continue out_dir/ckpt.pt exactly
+    torchrun --standalone --nproc_per_node=4 train.py config/model_a.py
+
+Everything the run does is set by three dataclasses: ModelConfig (model.py), TrainConfig (below)
+and MixerConfig (mixer.py); configurator.py explains the config files. A run folder (out_dir) gets
+config.json, log.jsonl (one JSON record per log interval, evaluation, mixer update and checkpoint),
+ckpt.pt (the latest resumable checkpoint, replaced atomically) and checkpoints/chck_{N}M.pt
+(the BabyLM milestone checkpoints that export_hf.py --all turns into branches).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from configurator import load_config
+from mixer import Mixer, MixerConfig
+from model import ModelConfig, Transformer, load_checkpoint
+from tokenize_data import load_tokenizer
+
+
+@dataclass
+class TrainConfig:
+    # I/O
+    out_dir: str = "out"
+    data_dir: str = "data/model_a"          # a folder written by tokenize_data.py
+    eval_interval: int = 200                # iterations between evaluations (and checkpoints)
+    eval_windows: int = 64                  # held-out windows per language, the same ones every time
+    log_interval: int = 10
+    resume: bool = False                    # continue from out_dir/ckpt.pt
+    init_from: Optional[str] = None         # start from these weights (a checkpoint or exported folder)
+    milestone_unit: str = "words"           # BabyLM checkpoints at 1M, 2M, ... "words" or "tokens"; "none" = off
+    stop_iter: Optional[int] = None         # stop early (checkpoint saved) without changing the schedule
+    # data: one optimizer step sees batch_size * block_size * grad_accum * world_size tokens
+    batch_size: int = 16                    # sequences per micro-batch
+    block_size: int = 512                   # tokens per sequence
+    grad_accum: int = 4                     # micro-batches per optimizer step (per process)
+    keep_global_batch: bool = False         # under DDP, divide grad_accum by the world size
+    # run length: give exactly one
+    max_iters: Optional[int] = None
+    epochs: Optional[float] = None          # passes over the training tokens (the mixer's budget, if any)
+    max_tokens: Optional[int] = None
+    # optimizer: AdamW, linear warmup, then decay to min_lr
+    lr: float = 3e-4
+    min_lr: float = 3e-5
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0                  # 0 disables clipping
+    warmup_iters: int = 200
+    decay: str = "cosine"                   # "cosine", "linear" or "constant"
+    # system
+    device: str = "auto"                    # auto: cuda, then mps, then cpu
+    dtype: str = "auto"                     # auto: bfloat16 on CUDA if supported, else float16; float32 on CPU
+    compile: bool = False                   # torch.compile the model
+    seed: int = 1337
+    ddp_timeout: int = 600                  # seconds a rank waits for the others before giving up
+
+
+# BabyLM's checkpoint schedule: 1M..10M by 1M, 20M..100M by 10M, 200M..1000M by 100M
+MILESTONES = [m * 10**6 for m in list(range(1, 10)) + list(range(10, 100, 10)) + list(range(100, 1001, 100))]
+
+
+# ----------------------------------------------------------------------------- data
+
+def read_meta(data_dir):
+    path = os.path.join(data_dir, "meta.json")
+    if not os.path.isfile(path):
+        raise SystemExit(f"{data_dir}: no meta.json; make the data first (python tokenize_data.py --out {data_dir} ...)")
+    with open(path) as f:
+        meta = json.load(f)
+    if not meta.get("languages"):
+        raise SystemExit(f"{path}: no languages listed")
+    return meta
+
+
+def open_bin(data_dir, meta, lang, split):
+    path = os.path.join(data_dir, lang, f"{split}.bin")
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise SystemExit(f"{path}: missing or empty token file")
+    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+
+
+class TokenWindows:
+    """The plain batch source: every language's train.bin cut into windows of block_size + 1
+    tokens, visited in a fresh random order each epoch, so "5 epochs" means each window is seen
+    exactly 5 times. Sample i of the run is a pure function of (seed, i), and i is fixed by
+    (step, micro_step, rank), so a resumed or re-sharded run draws exactly the same windows.
+    (mixer.Mixer is the other batch source, with the same methods.)"""
+
+    def __init__(self, data_dir, meta, batch_size, block_size, grad_accum, seed, rank=0, world_size=1):
+        self.B, self.T, self.grad_accum = batch_size, block_size, grad_accum
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.langs = sorted(meta["languages"])
+        self.bins = [open_bin(data_dir, meta, lang, "train") for lang in self.langs]
+        counts = [(len(b) - 1) // block_size for b in self.bins]  # full windows per language
+        if sum(counts) == 0:
+            raise SystemExit(f"{data_dir}: fewer than block_size={block_size} training tokens")
+        self.window_start = np.cumsum([0] + counts)  # window k belongs to the language whose range holds k
+        self.n_windows = int(self.window_start[-1])
+        self._epoch, self._order = None, None
+
+    def position(self, sample_index):
+        """(language index, token offset) of the run's sample_index-th window."""
+        epoch, k = divmod(sample_index, self.n_windows)
+        if epoch != self._epoch:  # one shuffle per epoch, cached
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
+            self._epoch = epoch
+        w = int(self._order[k])
+        li = int(np.searchsorted(self.window_start, w, side="right") - 1)
+        return li, (w - int(self.window_start[li])) * self.T
+
+    def window(self, sample_index):
+        li, offset = self.position(sample_index)
+        return li, np.asarray(self.bins[li][offset:offset + self.T + 1], dtype=np.int64)
+
+    def get_batch(self, step, micro_step):
+        first = ((step * self.grad_accum + micro_step) * self.world_size + self.rank) * self.B
+        rows = [self.window(first + b) for b in range(self.B)]
+        data = torch.from_numpy(np.stack([r for _, r in rows]))  # (B, T+1)
+        langs = {self.langs[li] for li, _ in rows}
+        return data[:, :-1], data[:, 1:], (langs.pop() if len(langs) == 1 else "mixed")
+
+    def train_tokens(self):
+        return self.n_windows * self.T
+
+    def update(self, step, val_losses):
+        return None  # a fixed mixture: nothing to learn from the held-out losses
+
+    def state_dict(self):
+        return {}  # everything is a function of (seed, step): no state to keep
+
+    def load_state_dict(self, state):
+        pass
+
+
+def heldout_windows(data_dir, meta, block_size, n_windows):
+    """Per language, n_windows evenly spaced windows of val.bin: the same tokens at every evaluation."""
+    out = {}
+    for lang in sorted(meta["languages"]):
+        val = open_bin(data_dir, meta, lang, "val")
+        if len(val) < block_size + 1:
+            raise SystemExit(f"{os.path.join(data_dir, lang, 'val.bin')}: fewer than block_size+1={block_size + 1} tokens")
+        starts = np.linspace(0, len(val) - block_size - 1, num=min(n_windows, len(val) // block_size)).astype(np.int64)
+        out[lang] = torch.from_numpy(np.stack([np.asarray(val[s:s + block_size + 1], dtype=np.int64) for s in starts]))
+    return out
+
+
+# ----------------------------------------------------------------------------- schedule
+
+def learning_rate(it, cfg, max_iters):
+    """Linear warmup to lr over warmup_iters, then decay to min_lr at max_iters."""
+    if it < cfg.warmup_iters:
+        return cfg.lr * (it + 1) / cfg.warmup_iters
+    if cfg.decay == "constant" or max_iters <= cfg.warmup_iters:
+        return cfg.lr
+    progress = min(1.0, (it - cfg.warmup_iters) / (max_iters - cfg.warmup_iters))
+    if cfg.decay == "linear":
+        return cfg.lr - progress * (cfg.lr - cfg.min_lr)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)  # cosine
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_atomic(obj, path):
+    """Write to a temporary file in the same folder, flush it to disk, then rename: a crash or
+    Ctrl-C at any moment leaves either the old file or the new one, never half of one."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def rng_state():
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv):
+    (model_cfg, cfg, mix_cfg), explicit = load_config(argv, ModelConfig, TrainConfig, MixerConfig)
+
+    # -- processes and device
+    ddp = int(os.environ.get("RANK", -1)) != -1  # launched by torchrun
+    rank, local_rank, world_size = 0, 0, 1
+    if ddp:
+        rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+        world_size = int(os.environ["WORLD_SIZE"])
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if ddp:
+        if device == "cuda":
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo",
+                                timeout=timedelta(seconds=cfg.ddp_timeout))
+    master = rank == 0
+    device_type = "cuda" if device.startswith("cuda") else device
+    if cfg.keep_global_batch and world_size > 1:
+        if cfg.grad_accum % world_size:
+            raise SystemExit(f"config: grad_accum={cfg.grad_accum} is not divisible by the world size {world_size}")
+        cfg.grad_accum //= world_size
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+
+    dtype = cfg.dtype
+    if dtype == "auto":
+        dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device_type == "cuda" else "float32"
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    autocast = nullcontext() if dtype == "float32" else torch.autocast(device_type=device_type, dtype=ptdtype)
+    if device_type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    # -- data
+    meta = read_meta(cfg.data_dir)
+    tokenizer = load_tokenizer(cfg.data_dir)
+    if "vocab_size" not in explicit:
+        model_cfg.vocab_size = meta["vocab_size"]
+    if meta["vocab_size"] > model_cfg.vocab_size:
+        raise SystemExit(f"{cfg.data_dir}: token ids go up to {meta['vocab_size'] - 1} but the model's vocab_size is {model_cfg.vocab_size}")
+    if cfg.block_size > model_cfg.max_seq_len:
+        raise SystemExit(f"config: block_size={cfg.block_size} exceeds max_seq_len={model_cfg.max_seq_len}")
+    if mix_cfg.mixer == "none":
+        batches = TokenWindows(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed, rank, world_size)
+    else:
+        batches = Mixer(mix_cfg, cfg.data_dir, cfg.batch_size, cfg.block_size, cfg.seed, rank, world_size)
+    heldout = heldout_windows(cfg.data_dir, meta, cfg.block_size, cfg.eval_windows)
+    words_per_token = {lang: info["train"]["words"] / max(1, info["train"]["tokens"]) for lang, info in meta["languages"].items()}
+    words_per_token["mixed"] = sum(i["train"]["words"] for i in meta["languages"].values()) / max(1, sum(i["train"]["tokens"] for i in meta["languages"].values()))
+
+    tokens_per_iter = cfg.batch_size * cfg.block_size * cfg.grad_accum * world_size
+    given = [k for k in ("max_iters", "epochs", "max_tokens") if getattr(cfg, k) is not None]
+    if len(given) != 1:
+        raise SystemExit(f"config: give exactly one of max_iters, epochs, max_tokens (got {given or 'none'})")
+    if cfg.max_iters is not None:
+        max_iters = cfg.max_iters
+    elif cfg.max_tokens is not None:
+        max_iters = math.ceil(cfg.max_tokens / tokens_per_iter)
+    else:
+        max_iters = math.ceil(cfg.epochs * batches.train_tokens() / tokens_per_iter)
+
+    # -- model and optimizer
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    ckpt = None
+    if cfg.resume:
+        if not os.path.isfile(ckpt_path):
+            raise SystemExit(f"{ckpt_path}: nothing to resume (no checkpoint in out_dir)")
+        _, ckpt = load_checkpoint(ckpt_path)
+        if ckpt["model_config"] != dataclasses.asdict(model_cfg):
+            diff = {k: (v, ckpt["model_config"].get(k)) for k, v in dataclasses.asdict(model_cfg).items() if ckpt["model_config"].get(k) != v}
+            raise SystemExit(f"{ckpt_path}: checkpoint has another model shape than the config ({', '.join(f'{k}: config {a}, checkpoint {b}' for k, (a, b) in diff.items())})")
+    model = Transformer(model_cfg)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    elif cfg.init_from:
+        start = load_init_weights(cfg.init_from)
+        if dataclasses.asdict(start.cfg) != dataclasses.asdict(model_cfg):
+            raise SystemExit(f"{cfg.init_from}: its model shape differs from the config's")
+        model.load_state_dict(start.state_dict())
+    model.to(device)
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), device_type)
+    scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
+    iter_num, tokens_seen, words_seen = 0, 0, 0.0
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        batches.load_state_dict(ckpt["sampler"])
+        set_rng_state(ckpt["rng"])
+        iter_num, tokens_seen, words_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["words_seen"]
+        ckpt = None  # free the memory
+    raw_model = model  # its state_dict has no "_orig_mod." or "module." prefixes
+    if cfg.compile:
+        model = torch.compile(model)
+    if ddp:
+        model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
+
+    resolved = {**dataclasses.asdict(model_cfg), **dataclasses.asdict(cfg), **dataclasses.asdict(mix_cfg),
+                "max_iters_resolved": max_iters, "world_size": world_size, "dtype_resolved": dtype, "device_resolved": device}
+    if master:
+        os.makedirs(os.path.join(cfg.out_dir, "checkpoints"), exist_ok=True)
+        with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
+            json.dump(resolved, f, indent=2)
+        print(json.dumps(resolved))
+        print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters; {tokens_per_iter:,} tokens per iteration; "
+              f"{max_iters} iterations on {device} ({dtype})")
+    log_file = open(os.path.join(cfg.out_dir, "log.jsonl"), "a") if master else None
+
+    def log(record):
+        if master:
+            log_file.write(json.dumps(record) + "\n")
+            log_file.flush()
+
+    def checkpoint(kind="resumable", path=ckpt_path):
+        if not master:
+            return
+        state = {"model": raw_model.state_dict(), "model_config": dataclasses.asdict(model_cfg), "config": resolved,
+                 "tokenizer": tokenizer.to_dict(), "data_meta": meta,
+                 "iter_num": iter_num, "tokens_seen": tokens_seen, "words_seen": words_seen}
+        if kind == "resumable":
+            state.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
+                         sampler=batches.state_dict(), rng=rng_state())
+        save_atomic(state, path)
+        log({"kind": "checkpoint", "iter": iter_num, "path": path, "tokens": tokens_seen, "words": round(words_seen)})
+
+    @torch.no_grad()
+    def evaluate():
+        """Mean held-out loss per language; each rank scores a share of the windows, then all-reduce."""
+        model.eval()
+        losses = {}
+        for lang, windows in heldout.items():
+            mine = windows[rank::world_size]
+            total = torch.zeros(2, device=device)  # (sum of losses over windows, number of windows)
+            for i in range(0, len(mine), cfg.batch_size):
+                chunk = mine[i:i + cfg.batch_size].to(device)
+                with autocast:
+                    _, loss = raw_model(chunk[:, :-1], chunk[:, 1:])
+                total += torch.stack([loss.float() * len(chunk), torch.tensor(float(len(chunk)), device=device)])
+            if ddp:
+                dist.all_reduce(total)
+            losses[lang] = (total[0] / total[1]).item()
+        model.train()
+        return losses
+
+    def evaluate_and_update():
+        losses = evaluate()
+        log({"kind": "eval", "iter": iter_num, "tokens": tokens_seen, "val_loss": losses,
+             "val_loss_mean": sum(losses.values()) / len(losses)})
+        record = batches.update(iter_num, losses)
+        if record is not None:
+            log({"kind": "mixer", "iter": iter_num, **record})
+        return losses
+
+    # -- Ctrl-C: finish the current step, save, exit; a second Ctrl-C stops at once
+    stop_requested = False
+
+    def on_sigint(signum, frame):
+        nonlocal stop_requested
+        if stop_requested:
+            raise KeyboardInterrupt
+        stop_requested = True
+        if master:
+            print("\ninterrupt: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+    # -- the loop
+    from tqdm import tqdm
+    bar = tqdm(total=max_iters, initial=iter_num, disable=not master, dynamic_ncols=True, desc="train")
+    next_milestone = next((m for m in MILESTONES if m > (words_seen if cfg.milestone_unit == "words" else tokens_seen)), None)
+    if iter_num == 0:
+        evaluate_and_update()
+    t_log, tokens_at_log = time.time(), tokens_seen
+    loss_sum = torch.zeros((), device=device)
+    while iter_num < max_iters:
+        lr = learning_rate(iter_num, cfg, max_iters)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        for micro_step in range(cfg.grad_accum):
+            x, y, lang = batches.get_batch(iter_num, micro_step)
+            if device_type == "cuda":  # pinned memory lets the copy overlap with compute
+                x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+            else:
+                x, y = x.to(device), y.to(device)
+            if ddp:  # all-reduce gradients only on the last micro-step; set before the forward pass
+                model.require_backward_grad_sync = micro_step == cfg.grad_accum - 1
+            with autocast:
+                _, loss = model(x, y)
+            loss_sum += loss.detach()
+            scaler.scale(loss / cfg.grad_accum).backward()
+            tokens_seen += x.numel() * world_size
+            words_seen += x.numel() * world_size * words_per_token.get(lang, words_per_token["mixed"])
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        iter_num += 1
+        bar.update(1)
+
+        if iter_num % cfg.log_interval == 0 or iter_num == max_iters:
+            mean_loss = (loss_sum / (cfg.grad_accum * ((iter_num - 1) % cfg.log_interval + 1))).item()
+            loss_sum.zero_()
+            if not math.isfinite(mean_loss):
+                if master:
+                    print(f"\nloss is {mean_loss} at iteration {iter_num}; stopping. The last good checkpoint is {ckpt_path}", file=sys.stderr)
+                cleanup(ddp)
+                return 1
+            dt = time.time() - t_log
+            tok_per_s = (tokens_seen - tokens_at_log) / max(dt, 1e-9)
+            t_log, tokens_at_log = time.time(), tokens_seen
+            mfu = raw_model.estimate_mfu(tok_per_s / world_size, device=device) if device_type == "cuda" else None
+            log({"kind": "train", "iter": iter_num, "loss": mean_loss, "lr": lr, "tokens": tokens_seen,
+                 "words": round(words_seen), "tok_per_s": round(tok_per_s, 1), "mfu": mfu})
+            bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_per_s:,.0f}")
+
+        seen = words_seen if cfg.milestone_unit == "words" else tokens_seen
+        while cfg.milestone_unit != "none" and next_milestone is not None and seen >= next_milestone:
+            checkpoint("milestone", os.path.join(cfg.out_dir, "checkpoints", f"chck_{next_milestone / 10**6:g}M.pt"))
+            next_milestone = next((m for m in MILESTONES if m > next_milestone), None)
+
+        if iter_num % cfg.eval_interval == 0 or iter_num == max_iters:
+            losses = evaluate_and_update()
+            bar.write(f"iter {iter_num}: val loss " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+            checkpoint()
+        elif stop_requested or iter_num == cfg.stop_iter:
+            checkpoint()
+        if stop_requested or iter_num == cfg.stop_iter:
+            if master:
+                bar.write(f"stopped at iteration {iter_num}; resume with the same command and --resume")
+            break
+    bar.close()
+    cleanup(ddp)
+    return 0
+
+
+def load_init_weights(path):
+    if os.path.isdir(path):
+        from export_hf import load_hf
+        model, _ = load_hf(path)
+        return model
+    model, _ = load_checkpoint(path)
+    return model
+
+
+def cleanup(ddp):
+    if ddp:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
