@@ -377,32 +377,40 @@ def main(argv):
 
     signal.signal(signal.SIGINT, on_sigint)
 
+    def fetch(step, micro_step):
+        x, y, lang = batches.get_batch(step, micro_step)
+        if device_type == "cuda":  # pinned memory lets the host-to-device copy run asynchronously
+            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True), lang
+        return x.to(device), y.to(device), lang
+
     # -- the loop
     from tqdm import tqdm
     bar = tqdm(total=max_iters, initial=iter_num, disable=not master, dynamic_ncols=True, desc="train")
     next_milestone = next((m for m in MILESTONES if m > (words_seen if cfg.milestone_unit == "words" else tokens_seen)), None)
     if iter_num == 0:
         evaluate_and_update()
-    t_log, tokens_at_log = time.time(), tokens_seen
+    t_log, tokens_at_log, iter_at_log = time.time(), tokens_seen, iter_num
     loss_sum = torch.zeros((), device=device)
     while iter_num < max_iters:
         lr = learning_rate(iter_num, cfg, max_iters)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        x, y, lang = fetch(iter_num, 0)
         for micro_step in range(cfg.grad_accum):
-            x, y, lang = batches.get_batch(iter_num, micro_step)
-            if device_type == "cuda":  # pinned memory lets the copy overlap with compute
-                x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-            else:
-                x, y = x.to(device), y.to(device)
             if ddp:  # all-reduce gradients only on the last micro-step; set before the forward pass
                 model.require_backward_grad_sync = micro_step == cfg.grad_accum - 1
             with autocast:
                 _, loss = model(x, y)
             loss_sum += loss.detach()
+            # draw the next micro-batch while the GPU computes this one (within the step only: the
+            # mixer may change its probabilities between steps)
+            if micro_step + 1 < cfg.grad_accum:
+                next_batch = fetch(iter_num, micro_step + 1)
             scaler.scale(loss / cfg.grad_accum).backward()
             tokens_seen += x.numel() * world_size
             words_seen += x.numel() * world_size * words_per_token.get(lang, words_per_token["mixed"])
+            if micro_step + 1 < cfg.grad_accum:
+                x, y, lang = next_batch
         if cfg.grad_clip > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -413,7 +421,7 @@ def main(argv):
         bar.update(1)
 
         if iter_num % cfg.log_interval == 0 or iter_num == max_iters:
-            mean_loss = (loss_sum / (cfg.grad_accum * ((iter_num - 1) % cfg.log_interval + 1))).item()
+            mean_loss = (loss_sum / (cfg.grad_accum * (iter_num - iter_at_log))).item()  # one .item(): one sync
             loss_sum.zero_()
             if not math.isfinite(mean_loss):
                 if master:
@@ -422,7 +430,7 @@ def main(argv):
                 return 1
             dt = time.time() - t_log
             tok_per_s = (tokens_seen - tokens_at_log) / max(dt, 1e-9)
-            t_log, tokens_at_log = time.time(), tokens_seen
+            t_log, tokens_at_log, iter_at_log = time.time(), tokens_seen, iter_num
             mfu = raw_model.estimate_mfu(tok_per_s / world_size, device=device) if device_type == "cuda" else None
             log({"kind": "train", "iter": iter_num, "loss": mean_loss, "lr": lr, "tokens": tokens_seen,
                  "words": round(words_seen), "tok_per_s": round(tok_per_s, 1), "mfu": mfu})
