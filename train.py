@@ -258,6 +258,8 @@ def main(argv):
         batches = TokenWindows(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed, rank, world_size)
     else:
         batches = Mixer(mix_cfg, cfg.data_dir, cfg.batch_size, cfg.block_size, cfg.seed, rank, world_size)
+        if master:
+            print(batches.describe())
     heldout = heldout_windows(cfg.data_dir, meta, cfg.block_size, cfg.eval_windows)
     words_per_token = {lang: info["train"]["words"] / max(1, info["train"]["tokens"]) for lang, info in meta["languages"].items()}
     words_per_token["mixed"] = sum(i["train"]["words"] for i in meta["languages"].values()) / max(1, sum(i["train"]["tokens"] for i in meta["languages"].values()))
