@@ -435,7 +435,7 @@ def main(argv):
             t_log, tokens_at_log, iter_at_log = time.time(), tokens_seen, iter_num
             mfu = raw_model.estimate_mfu(tok_per_s / world_size, device=device) if device_type == "cuda" else None
             log({"kind": "train", "iter": iter_num, "loss": mean_loss, "lr": lr, "tokens": tokens_seen,
-                 "words": round(words_seen), "tok_per_s": round(tok_per_s, 1), "mfu": mfu})
+                 "words": round(words_seen), "tok_per_s": round(tok_per_s, 1), "mfu": mfu, "seconds": round(dt, 3)})
             bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_per_s:,.0f}")
 
         seen = words_seen if cfg.milestone_unit == "words" else tokens_seen

@@ -1,0 +1,646 @@
+"""
+Export a checkpoint to a Transformers LlamaForCausalLM folder, and read such a folder back.
+
+    python export_hf.py out/ckpt.pt exports/model_a                   # one folder
+    python export_hf.py out/ckpt.pt exports/model_a --dtype bfloat16 --eval results/blimp.json
+    python export_hf.py --all out/ exports/model_a_repo               # BabyLM checkpoint branches
+    python export_hf.py out/ckpt.pt exports/model_a --force           # replace an earlier export
+
+The folder loads with no custom code:
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained("exports/model_a")
+    tok = AutoTokenizer.from_pretrained("exports/model_a")     # puts <s> (BOS) before every text
+
+What it holds:
+  model.safetensors        weights under Transformers' LLaMA names (a pure rename, see HF_LAYER_NAMES:
+                           model.py's RoPE is already in the rotate-half form), lm_head.weight left out
+                           when the embeddings are tied
+  config.json              LlamaForCausalLM with every field written out, read alike by
+                           Transformers 4.51.3 (the BabyLM 2025 pipeline's pin) and 5.x
+  generation_config.json   bos / eos / pad ids
+  tokenizer.json, tokenizer_config.json, special_tokens_map.json
+                           our ByteLevel BPE as a PreTrainedTokenizerFast that adds BOS (see below)
+  README.md                a model card in the shape of the BabyLM cards
+  eval_results.json        the --eval file, when given
+
+BOS. Training puts <s> before every document, and eval_blimp.py scores a sentence as the sum of
+log p(token | <s>, earlier tokens): the first word is scored given BOS. So that the BabyLM
+pipeline and lm-eval, which score what AutoTokenizer returns, see the same ids, the exported
+tokenizer.json gets a TemplateProcessing post-processor "<s> $A": tokenizer(text) gives
+[0] + our ids (add_special_tokens=False gives our ids alone). split_special_tokens is on, as in
+our tokenizer, so a literal "<s>" in a text is text, not BOS.
+
+--all RUN_DIR OUT builds one git repository in OUT: every milestone checkpoint
+RUN_DIR/checkpoints/chck_{N}M.pt (train.py writes them when 1M..10M, 20M..100M, 200M..1000M words
+or tokens have been seen) becomes a commit on a branch of the same name, and RUN_DIR/ckpt.pt the
+last commit, on main: one line of history, so `git log main` walks back through the milestones.
+Author, committer and dates are fixed, so the same run gives the same commit ids. Pushing it to
+the Hub (`git push --all`) gives the revisions the BabyLM 2026 evaluation scripts pull
+(revision="chck_1M", ...). The Hub wants files over 10 MB in Git LFS:
+run `git lfs migrate import --everything --include="*.safetensors"` in OUT before pushing.
+
+Every export is written to a temporary folder next to OUT and renamed into place at the end, so an
+interrupted export leaves nothing behind. An existing non-empty OUT is replaced only with --force,
+and only when it is an earlier export (it holds config.json and model.safetensors) that holds
+neither the input nor the current folder.
+
+`load_hf(folder) -> (model.Transformer, tokenize_data.Tokenizer)` goes the other way, from our
+export or any Transformers LLaMA folder of the same design (SwiGLU, no biases, plain RoPE), e.g.
+to continue training or to evaluate with eval_blimp.py.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import torch
+
+from model import ModelConfig, Transformer, load_checkpoint
+from tokenize_data import Tokenizer
+
+# -----------------------------------------------------------------------------
+# names: ours (Meta / llama2.c) -> Transformers' LlamaForCausalLM
+
+HF_LAYER_NAMES = {  # inside layers.{i}.
+    "attention_norm": "input_layernorm",
+    "attention.wq": "self_attn.q_proj",
+    "attention.wk": "self_attn.k_proj",
+    "attention.wv": "self_attn.v_proj",
+    "attention.wo": "self_attn.o_proj",
+    "ffn_norm": "post_attention_layernorm",
+    "feed_forward.w1": "mlp.gate_proj",
+    "feed_forward.w3": "mlp.up_proj",
+    "feed_forward.w2": "mlp.down_proj",
+}
+HF_TOP_NAMES = {"tok_embeddings": "model.embed_tokens", "norm": "model.norm", "output": "lm_head"}
+OUR_LAYER_NAMES = {v: k for k, v in HF_LAYER_NAMES.items()}
+OUR_TOP_NAMES = {v: k for k, v in HF_TOP_NAMES.items()}
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+LICENSE = "apache-2.0"  # of the code and these weights; the training data keep their own licenses
+
+# --all: fixed identity and dates, so the same run always gives the same commit ids
+GIT_IDENTITY = {"name": "export_hf.py", "email": "export_hf@babylm.invalid", "date": "2026-01-01T00:00:00+00:00"}
+MILESTONE = re.compile(r"^chck_(\d+)M\.pt$")
+
+
+def hf_name(name: str) -> str:
+    """layers.3.attention.wq.weight -> model.layers.3.self_attn.q_proj.weight, and so on."""
+    module, _, param = name.rpartition(".")
+    if module.startswith("layers."):
+        _, i, rest = module.split(".", 2)
+        return f"model.layers.{i}.{HF_LAYER_NAMES[rest]}.{param}"
+    return f"{HF_TOP_NAMES[module]}.{param}"
+
+
+def our_name(name: str) -> str:
+    """The inverse of hf_name. KeyError for a name that is not part of a LLaMA of our design."""
+    module, _, param = name.rpartition(".")
+    if module.startswith("model.layers."):
+        _, _, i, rest = module.split(".", 3)
+        return f"layers.{i}.{OUR_LAYER_NAMES[rest]}.{param}"
+    return f"{OUR_TOP_NAMES[module]}.{param}"
+
+
+# -----------------------------------------------------------------------------
+# the folder's files
+
+
+def hf_config(cfg: ModelConfig, tokenizer: Tokenizer, dtype: str) -> dict:
+    """config.json for LlamaForCausalLM. Every field is written, so nothing depends on the defaults
+    of the Transformers version that reads it: 4.x reads rope_theta / rope_scaling / torch_dtype,
+    5.x reads rope_parameters and takes torch_dtype as dtype."""
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.dim,
+        "intermediate_size": cfg.hidden_dim,
+        "num_hidden_layers": cfg.n_layers,
+        "num_attention_heads": cfg.n_heads,
+        "num_key_value_heads": cfg.n_kv_heads,
+        "head_dim": cfg.head_dim,
+        "max_position_embeddings": cfg.max_seq_len,
+        "rms_norm_eps": cfg.norm_eps,
+        "rope_theta": cfg.rope_theta,
+        "rope_scaling": None,
+        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "mlp_bias": False,
+        "tie_word_embeddings": cfg.tie_embeddings,
+        "bos_token_id": tokenizer.bos_id,
+        "eos_token_id": tokenizer.eos_id,
+        "pad_token_id": tokenizer.pad_id,
+        "torch_dtype": dtype,
+        "initializer_range": 0.02,
+        "pretraining_tp": 1,
+        "use_cache": True,
+    }
+
+
+def bos_template(bos_id: int) -> dict:
+    """tokenizers' TemplateProcessing "<s> $A" (and "<s> $A <s> $B" for pairs), as JSON: the one
+    Transformers builds for add_bos_token=True. Transformers 4.x and 5.x both apply tokenizer.json's
+    post-processor as it is (5.x ignores add_bos_token when there is a tokenizer.json), so this is
+    what puts BOS first; add_bos_token in tokenizer_config.json only documents it."""
+    return {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [bos_id], "tokens": ["<s>"]}}}
+
+
+def tokenizer_files(tokenizer: Tokenizer, max_seq_len: int) -> dict:
+    """{file name: text} for tokenizer.json, tokenizer_config.json and special_tokens_map.json."""
+    if tokenizer.backend != "bpe":
+        raise SystemExit(f"tokenizer backend {tokenizer.backend!r} cannot be exported to Transformers "
+                         f"(only 'bpe', whose file is a tokenizer.json, can)")
+    if tokenizer.bos_id is None or tokenizer.eos_id is None:
+        raise SystemExit("tokenizer has no <s> / </s> special tokens; cannot export it")
+    tok = json.loads(tokenizer.blob.decode("utf-8"))
+    old = tok.get("post_processor")  # None, or e.g. ByteLevel (offset trimming): keep it, then add BOS
+    template = bos_template(tokenizer.bos_id)
+    tok["post_processor"] = template if old is None else {"type": "Sequence", "processors": [old, template]}
+    specials = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>" if tokenizer.pad_id is not None else None}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",  # never LlamaTokenizer: that is a SentencePiece model
+        **specials,
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "split_special_tokens": True,  # as our encode: a literal "<s>" in a text is text
+        "clean_up_tokenization_spaces": False,  # so that decode(encode(t)) == t
+        "model_max_length": max_seq_len,
+        "padding_side": "right",
+    }
+    return {"tokenizer.json": json.dumps(tok, ensure_ascii=False, indent=2),
+            "tokenizer_config.json": json.dumps(config, indent=2),
+            "special_tokens_map.json": json.dumps({k: v for k, v in specials.items() if v is not None}, indent=2)}
+
+
+def hf_state_dict(model: Transformer, dtype: str) -> dict:
+    """Our state dict under Transformers' names, in dtype, contiguous, on the CPU."""
+    out = {}
+    for name, t in model.state_dict().items():
+        name = name.removeprefix("_orig_mod.")  # a torch.compile'd model
+        if name == "output.weight" and model.cfg.tie_embeddings:
+            continue  # tied: Transformers rebuilds lm_head from embed_tokens
+        out[hf_name(name)] = t.detach().to("cpu", DTYPES[dtype]).contiguous()
+    return out
+
+
+def write_folder(model: Transformer, tokenizer: Tokenizer, folder: str, dtype: str = "float32",
+                 card_info: dict = None):
+    """Write the export's files into folder (which exists). export() and --all call this."""
+    from safetensors.torch import save_file
+    if dtype not in DTYPES:
+        raise SystemExit(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    cfg = model.cfg
+    files = tokenizer_files(tokenizer, cfg.max_seq_len)  # first: an unexportable tokenizer fails early
+    files["config.json"] = json.dumps(hf_config(cfg, tokenizer, dtype), indent=2)
+    files["generation_config.json"] = json.dumps({
+        "bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id, "pad_token_id": tokenizer.pad_id,
+        "do_sample": False}, indent=2)
+    files["README.md"] = model_card(model, dtype, card_info or {})
+    if (card_info or {}).get("eval") is not None:
+        files["eval_results.json"] = json.dumps(card_info["eval"], indent=2)
+    save_file(hf_state_dict(model, dtype), os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    for name, text in files.items():
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    for name in os.listdir(folder):  # safetensors writes 0600; an export is for sharing
+        if os.path.isfile(os.path.join(folder, name)):
+            os.chmod(os.path.join(folder, name), 0o644)
+
+
+def export(model: Transformer, tokenizer: Tokenizer, out_dir: str, dtype: str = "float32",
+           card_info: dict = None, force: bool = False):
+    """Write model and tokenizer to out_dir as a Transformers LlamaForCausalLM folder.
+
+    card_info (all optional): "config" (training config dict), "data_meta" (meta.json dict),
+    "tokens_seen", "words_seen", "iter_num", "eval" (result dict), "branches" (list of dicts with
+    "name", "words_seen", "tokens_seen"), "revision" (this one's branch), "name" (for the usage
+    snippet), "license", "bos_id".
+    """
+    card_info = {"name": os.path.basename(os.path.abspath(out_dir)), "bos_id": tokenizer.bos_id, **(card_info or {})}
+    with staging(out_dir, force) as tmp:
+        write_folder(model, tokenizer, tmp, dtype, card_info)
+
+
+class staging:
+    """`with staging(out, force) as tmp:` gives a fresh folder next to out; on success it becomes
+    out (an earlier out is replaced only with force), on any error or Ctrl-C it is removed."""
+
+    def __init__(self, out_dir: str, force: bool, keep=()):
+        self.out = os.path.abspath(out_dir)
+        check_out_dir(self.out, force, keep)
+
+    def __enter__(self):
+        parent = os.path.dirname(self.out)
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out)}.tmp-", dir=parent)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700
+        old = None
+        if os.path.isdir(self.out):
+            if os.listdir(self.out):
+                old = self.tmp + "-old"
+                os.rename(self.out, old)
+            else:
+                os.rmdir(self.out)
+        os.rename(self.tmp, self.out)
+        if old:
+            shutil.rmtree(old)
+        return False
+
+
+def check_out_dir(out: str, force: bool, keep=()):
+    """Refuse a non-empty out without force; with force, replace only an earlier export (config.json
+    and model.safetensors), never the folder we run in nor one holding the input (paths in keep)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise SystemExit(f"{out}: exists and is not a folder")
+    if not (os.path.isdir(out) and os.listdir(out)):
+        return
+    if not force:
+        raise SystemExit(f"{out}: exists and is not empty (use --force to replace it)")
+    inside = [p for p in (os.getcwd(), *keep) if os.path.commonpath([out, os.path.abspath(p)]) == out]
+    if inside:
+        raise SystemExit(f"{out}: will not replace a folder that holds {inside[0]}")
+    if not all(os.path.isfile(os.path.join(out, f)) for f in ("config.json", "model.safetensors")):
+        raise SystemExit(f"{out}: --force replaces only an earlier export, and this folder holds no "
+                         f"config.json + model.safetensors; remove it yourself if it should go")
+
+
+# -----------------------------------------------------------------------------
+# the model card
+
+
+def model_card(model: Transformer, dtype: str, info: dict) -> str:
+    """README.md in the shape of the BabyLM model cards: details, uses, training data and budget,
+    hyperparameters, checkpoints, evaluation, architecture, usage, license."""
+    cfg, data, train = model.cfg, info.get("data_meta"), info.get("config") or {}
+    name = info.get("name", "MODEL")
+    branches = info.get("branches") or []
+    langs = list((data or {}).get("languages", {}))
+    iso1 = {"eng": "en", "nld": "nl", "zho": "zh", "deu": "de", "fra": "fr", "spa": "es"}
+    n_params = model.num_params()
+    L = ["---"]
+    if langs:
+        L += ["language:"] + [f"- {iso1.get(lang, lang)}" for lang in langs]
+    L += [f"license: {info.get('license', LICENSE)}", "library_name: transformers", "pipeline_tag: text-generation",
+          "tags:", "- babylm", "- llama", "- causal-lm", "---", "",
+          f"# {name}" + (f" at checkpoint `{info['revision']}`" if info.get("revision", "main") != "main" else ""),
+          "",
+          f"A {n_params / 1e6:.1f}M-parameter LLaMA-style causal language model trained from scratch with the "
+          f"raw-PyTorch BabyLM trainer (`train.py`), exported with `export_hf.py`."]
+    seen = [f"{_n(info[k])} {k.split('_')[0]}" for k in ("words_seen", "tokens_seen") if info.get(k) is not None]
+    if seen:
+        L += ["", f"This revision has seen {' and '.join(seen)} of training data"
+                  + (f" ({info['iter_num']:,} optimizer steps)." if info.get("iter_num") is not None else ".")]
+
+    L += ["", "## Model details", "", "| | |", "|---|---|",
+          "| Model type | causal (decoder-only) language model, `LlamaForCausalLM` |",
+          f"| Parameters | {n_params:,} ({model.num_params(non_embedding=True):,} without the embedding) |",
+          f"| Languages | {', '.join(langs) if langs else 'see training data'} |",
+          f"| Weights | `model.safetensors`, {dtype} |", ""]
+
+    L += ["## Uses", "",
+          "A research model for the BabyLM challenge: zero-shot minimal-pair evaluation (BLiMP and its "
+          "peers), fine-tuning, and studies of data-efficient learning. Given its size and its small "
+          "training set, do not expect fluent or factual text.", ""]
+
+    L += ["## Training data", ""]
+    if data:
+        L += ["| language | train words | train tokens | train bytes | documents | byte premium | sources |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+        total_words = 0
+        for lang, d in data["languages"].items():
+            tr = d.get("train", {})
+            total_words += tr.get("words", 0) or 0
+            L.append(f"| {lang} | {_n(tr.get('words'))} | {_n(tr.get('tokens'))} | {_n(tr.get('bytes'))} | "
+                     f"{_n(tr.get('documents'))} | {d.get('byte_premium', '')} | {', '.join(d.get('sources', {}))} |")
+        tk = data.get("tokenizer", {})
+        epochs = (f" (this revision: {info['words_seen'] / total_words:.2f} epochs)"
+                  if info.get("words_seen") and total_words else "")
+        L += ["", f"Budget: {total_words:,} training words in total{epochs}. Tokenizer: {tk.get('backend', '?')}, "
+                  f"{data.get('vocab_size', '?')} entries (sha256 `{str(tk.get('sha256', '?'))[:16]}…`)."]
+        if data.get("command"):
+            L += ["", f"Made with `{data['command']}`."]
+    else:
+        L += ["The checkpoint carries no description of its data (`data_meta`)."]
+    L += [""]
+
+    L += ["## Training hyperparameters", ""]
+    if train:
+        L += ["| key | value |", "|---|---|"] + [f"| {k} | `{v!r}` |" for k, v in sorted(train.items())]
+    else:
+        L += ["The checkpoint carries no training config."]
+    L += [""]
+
+    L += ["## Checkpoints", ""]
+    if branches:
+        L += ["Intermediate checkpoints are branches of this repository (the BabyLM checkpoint schedule); "
+              "the final model is on `main`.", "",
+              "| revision | words seen | tokens seen |", "|---|---:|---:|"]
+        L += [f"| `{b['name']}` | {_n(b.get('words_seen'))} | {_n(b.get('tokens_seen'))} |" for b in branches]
+        first = branches[0]["name"]
+        L += ["", "```python", f'model = AutoModelForCausalLM.from_pretrained("{name}", revision="{first}")', "```"]
+    else:
+        L += ["This export holds one checkpoint (`export_hf.py --all RUN_DIR OUT` makes a repository with "
+              "one branch per BabyLM milestone)."]
+    L += [""]
+
+    L += ["## Evaluation", ""]
+    rows = _flat_numbers(info["eval"]) if info.get("eval") is not None else []
+    if rows:
+        L += ["| metric | value |", "|---|---:|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows[:60]]
+        L += ["", "The full result is in `eval_results.json`."
+                  + (f" ({len(rows) - 60} more numbers there.)" if len(rows) > 60 else "")]
+    else:
+        L += ["No evaluation results were given (`export_hf.py ... --eval result.json` adds them)."]
+    L += ["", "Sentences are scored as by `eval_blimp.py`: the sum of the log-probabilities of all tokens "
+              "of the sentence, conditioned on the BOS token `<s>` that training puts before every document; "
+              "the exported tokenizer adds that `<s>` itself.", ""]
+
+    L += ["## Architecture", "", "| | ours (`model.py`) | Transformers (`config.json`) | value |", "|---|---|---|---:|",
+          f"| width | dim | hidden_size | {cfg.dim} |",
+          f"| layers | n_layers | num_hidden_layers | {cfg.n_layers} |",
+          f"| query heads | n_heads | num_attention_heads | {cfg.n_heads} |",
+          f"| key/value heads | n_kv_heads | num_key_value_heads | {cfg.n_kv_heads} |",
+          f"| head size | dim / n_heads | head_dim | {cfg.head_dim} |",
+          f"| MLP width (SwiGLU) | hidden_dim | intermediate_size | {cfg.hidden_dim} |",
+          f"| vocabulary | vocab_size | vocab_size | {cfg.vocab_size} |",
+          f"| context | max_seq_len | max_position_embeddings | {cfg.max_seq_len} |",
+          f"| RMSNorm eps | norm_eps | rms_norm_eps | {cfg.norm_eps} |",
+          f"| RoPE base | rope_theta | rope_theta | {cfg.rope_theta} |",
+          f"| tied embeddings | tie_embeddings | tie_word_embeddings | {cfg.tie_embeddings} |", "",
+          "Pre-norm decoder: RMSNorm, grouped-query attention with rotary position embeddings, SwiGLU MLP, "
+          "no biases (Touvron et al. 2023).", ""]
+
+    L += ["## Usage", "", "```python",
+          "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+          f'tok = AutoTokenizer.from_pretrained("{name}")',
+          f'model = AutoModelForCausalLM.from_pretrained("{name}")',
+          'ids = tok("The child saw a", return_tensors="pt").input_ids   # starts with <s> (id '
+          f"{info.get('bos_id', 0)})",
+          "out = model.generate(ids, max_new_tokens=20, do_sample=False)",
+          "print(tok.decode(out[0], skip_special_tokens=True))", "```", "",
+          "The tokenizer puts `<s>` before every text, as training did before every document; "
+          "`add_special_tokens=False` leaves it out. Back into the trainer: "
+          "`from export_hf import load_hf; model, tokenizer = load_hf(folder)`.", ""]
+
+    L += ["## License", "", f"{info.get('license', LICENSE)} for the weights and the code. The training data "
+          "keep their own licenses (see the data's SOURCES.md).", ""]
+    return "\n".join(L)
+
+
+def _n(x) -> str:
+    """1234567 -> "1,234,567"; train.py counts words_seen as a float (words per token are averages)."""
+    return f"{round(x):,}" if isinstance(x, (int, float)) and not isinstance(x, bool) else ("" if x is None else str(x))
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else f"{v:,}"
+
+
+def _flat_numbers(d, prefix="", depth=0) -> list:
+    """[(dotted key, number)] for the numbers up to 3 levels deep in a result dict."""
+    rows = []
+    for k, v in d.items() if isinstance(d, dict) else []:
+        key = f"{prefix}{k}"
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            rows.append((key, v))
+        elif isinstance(v, dict) and depth < 2:
+            rows += _flat_numbers(v, key + ".", depth + 1)
+    return rows
+
+
+# -----------------------------------------------------------------------------
+# from a checkpoint file, and --all
+
+
+def load_for_export(path: str):
+    """(model, tokenizer, card_info) from a train.py checkpoint; one-line errors naming the file."""
+    model, ckpt = load_checkpoint(path, "cpu")  # raises SystemExit with one line for a bad file
+    tk = ckpt.get("tokenizer")
+    if not tk:
+        raise SystemExit(f"{path}: the checkpoint holds no tokenizer, so there is nothing to export it with")
+    if tk.get("backend") != "bpe":
+        raise SystemExit(f"{path}: tokenizer backend {tk.get('backend')!r} cannot be exported to Transformers "
+                         f"(only 'bpe', whose file is a tokenizer.json, can)")
+    tokenizer = Tokenizer.from_dict(tk)
+    info = {k: ckpt.get(k) for k in ("config", "data_meta", "tokens_seen", "words_seen", "iter_num")}
+    info["bos_id"] = tokenizer.bos_id
+    return model, tokenizer, info
+
+
+def read_eval(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: not a readable JSON result ({type(e).__name__}: {str(e)[:120]})")
+
+
+def export_checkpoint(ckpt_path: str, out_dir: str, dtype: str = "float32", eval_path: str = None,
+                      force: bool = False, license: str = LICENSE):
+    if dtype not in DTYPES:
+        raise SystemExit(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    check_out_dir(os.path.abspath(out_dir), force, keep=[ckpt_path])  # before the (slow) checkpoint load
+    evals = read_eval(eval_path) if eval_path else None
+    model, tokenizer, info = load_for_export(ckpt_path)
+    info.update(eval=evals, name=os.path.basename(os.path.abspath(out_dir)), license=license)
+    with staging(out_dir, force, keep=[ckpt_path]) as tmp:
+        write_folder(model, tokenizer, tmp, dtype, info)
+    print(f"{out_dir}: exported {ckpt_path} ({model.num_params():,} parameters, {dtype})")
+
+
+def checkpoint_counters(path: str) -> dict:
+    """words_seen / tokens_seen of a checkpoint, read without building its model."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as e:
+        raise SystemExit(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:120]})")
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise SystemExit(f"{path}: not a checkpoint written by train.py (no 'model' / 'model_config')")
+    return {"words_seen": ck.get("words_seen"), "tokens_seen": ck.get("tokens_seen")}
+
+
+def run_git(repo: str, *args):
+    """git in repo only (explicit --git-dir / --work-tree), with a fixed identity and no user config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
+               GIT_AUTHOR_NAME=GIT_IDENTITY["name"], GIT_AUTHOR_EMAIL=GIT_IDENTITY["email"],
+               GIT_AUTHOR_DATE=GIT_IDENTITY["date"], GIT_COMMITTER_NAME=GIT_IDENTITY["name"],
+               GIT_COMMITTER_EMAIL=GIT_IDENTITY["email"], GIT_COMMITTER_DATE=GIT_IDENTITY["date"])
+    cmd = ["git", f"--git-dir={os.path.join(repo, '.git')}", f"--work-tree={repo}", *args]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{repo}: `git {' '.join(args)}` failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    return r.stdout.strip()
+
+
+def export_all(run_dir: str, out_dir: str, dtype: str = "float32", eval_path: str = None,
+               force: bool = False, license: str = LICENSE):
+    """One git repository in out_dir: a branch per milestone checkpoint, the final model on main."""
+    if dtype not in DTYPES:
+        raise SystemExit(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    if shutil.which("git") is None:
+        raise SystemExit("git: not found; --all needs the git command line tool")
+    final = os.path.join(run_dir, "ckpt.pt")
+    if not os.path.isfile(final):
+        raise SystemExit(f"{run_dir}: no ckpt.pt (the final model, for main); is this a train.py run folder?")
+    ck_dir = os.path.join(run_dir, "checkpoints")
+    names = os.listdir(ck_dir) if os.path.isdir(ck_dir) else []
+    milestones = sorted((int(m.group(1)), n) for n in names if (m := MILESTONE.match(n)))
+    check_out_dir(os.path.abspath(out_dir), force, keep=[run_dir])
+    evals = read_eval(eval_path) if eval_path else None
+    repo_name = os.path.basename(os.path.abspath(out_dir))
+
+    # every branch's card lists all branches, so read the counters of every checkpoint first
+    steps = [(n[:-len(".pt")], os.path.join(ck_dir, n)) for _, n in milestones] + [("main", final)]
+    branches = [{"name": b, **checkpoint_counters(path)} for b, path in steps[:-1]]
+
+    with staging(out_dir, force, keep=[run_dir]) as repo:
+        run_git(repo, "init", "-q", "--template=", "--initial-branch=main")
+        final_model, final_tok, final_info = load_for_export(final)
+        for branch, path in steps:
+            if branch == "main":
+                model, tokenizer, info = final_model, final_tok, final_info
+                info["eval"] = evals
+            else:  # milestone checkpoints may leave out data_meta: the run's data are the final model's
+                model, tokenizer, info = load_for_export(path)
+                info["data_meta"] = info.get("data_meta") or final_info.get("data_meta")
+            info.update(name=repo_name, branches=branches, license=license, revision=branch)
+            for f in os.listdir(repo):  # the previous commit's files
+                if f != ".git":
+                    os.remove(os.path.join(repo, f))
+            write_folder(model, tokenizer, repo, dtype, info)
+            run_git(repo, "add", "-A")
+            seen = ", ".join(f"{_n(info[k])} {k.split('_')[0]}" for k in ("words_seen", "tokens_seen")
+                             if info.get(k) is not None)
+            run_git(repo, "commit", "-q", "--no-verify", "--no-gpg-sign", "-m",
+                    f"{branch}: {os.path.relpath(path, run_dir)}" + (f" ({seen} seen)" if seen else ""))
+            if branch != "main":
+                run_git(repo, "branch", branch)
+            print(f"{out_dir}: {branch:>10} <- {path} ({run_git(repo, 'rev-parse', '--short', 'HEAD')})")
+    print(f"{out_dir}: git repository with {len(branches)} checkpoint branches and main; before "
+          f"pushing to the Hub: git lfs migrate import --everything --include=\"*.safetensors\"")
+
+
+# -----------------------------------------------------------------------------
+# the way back
+
+
+def load_hf(folder: str, device="cpu"):
+    """Build our Transformer and Tokenizer from a Transformers LLaMA folder (our export, or any
+    LlamaForCausalLM of the same design saved by save_pretrained). Returns (model, tokenizer)."""
+    from safetensors.torch import load_file
+    path = os.path.join(folder, "config.json")
+    if not os.path.isfile(path):
+        raise SystemExit(f"{folder}: no config.json (not a Transformers model folder)")
+    with open(path) as f:
+        c = json.load(f)
+    if c.get("model_type") != "llama":
+        raise SystemExit(f"{path}: model_type {c.get('model_type')!r}, expected 'llama'")
+    rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
+    n_heads = c["num_attention_heads"]
+    problems = [p for p, bad in [
+        (f"hidden_act {c.get('hidden_act')!r} (ours is silu)", c.get("hidden_act", "silu") != "silu"),
+        ("attention_bias", c.get("attention_bias", False)), ("mlp_bias", c.get("mlp_bias", False)),
+        (f"rope type {rope.get('rope_type', rope.get('type'))!r} (ours is plain RoPE)",
+         rope.get("rope_type", rope.get("type", "default")) != "default"),
+        (f"head_dim {c.get('head_dim')} != hidden_size / num_attention_heads",
+         c.get("head_dim") not in (None, c["hidden_size"] // n_heads)),
+    ] if bad]
+    if problems:
+        raise SystemExit(f"{path}: not a LLaMA our model.py can hold: {'; '.join(problems)}")
+    cfg = ModelConfig(dim=c["hidden_size"], n_layers=c["num_hidden_layers"], n_heads=n_heads,
+                      n_kv_heads=c.get("num_key_value_heads") or n_heads, hidden_dim=c["intermediate_size"],
+                      vocab_size=c["vocab_size"], max_seq_len=c["max_position_embeddings"],
+                      norm_eps=c.get("rms_norm_eps", 1e-6),
+                      rope_theta=float(rope.get("rope_theta", c.get("rope_theta", 10000.0))),
+                      tie_embeddings=bool(c.get("tie_word_embeddings", True)))
+
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.isfile(os.path.join(folder, "model.safetensors")):
+        files = ["model.safetensors"]
+    elif os.path.isfile(index):  # sharded
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        raise SystemExit(f"{folder}: no model.safetensors (export with safetensors; .bin is not read)")
+    sd = {}
+    for name in files:
+        for k, t in load_file(os.path.join(folder, name)).items():
+            if k.endswith("rotary_emb.inv_freq"):
+                continue  # older Transformers saved RoPE frequencies; ours are derived from the config
+            try:
+                sd[our_name(k)] = t.float()
+            except KeyError:
+                raise SystemExit(f"{folder}/{name}: unexpected tensor {k!r} for a LLaMA of our design")
+    if cfg.tie_embeddings:
+        sd["output.weight"] = sd["tok_embeddings.weight"]
+    model = Transformer(cfg)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise SystemExit(f"{folder}: weights do not fit config.json: {str(e).splitlines()[0]}")
+    return model.to(device), load_hf_tokenizer(folder)
+
+
+def load_hf_tokenizer(folder: str) -> Tokenizer:
+    """Our Tokenizer from the folder's tokenizer.json, with the BOS post-processor export added taken
+    off again (our encode never adds specials; the data's tokenizer did not have it)."""
+    path = os.path.join(folder, "tokenizer.json")
+    if not os.path.isfile(path):
+        raise SystemExit(f"{folder}: no tokenizer.json (only fast, tokenizers-library tokenizers are read)")
+    with open(path, encoding="utf-8") as f:
+        tok = json.load(f)
+    pp = tok.get("post_processor")
+    bos_id = next((a["id"] for a in tok.get("added_tokens", []) if a["content"] == "<s>"), None)
+    if bos_id is None:
+        raise SystemExit(f"{path}: no <s> token (our model needs <s> as BOS, </s> as EOS)")
+    ours = bos_template(bos_id)
+    if pp == ours:
+        tok["post_processor"] = None
+    elif pp and pp.get("type") == "Sequence" and len(pp["processors"]) == 2 and pp["processors"][1] == ours:
+        tok["post_processor"] = pp["processors"][0]
+    tokenizer = Tokenizer("bpe", json.dumps(tok, ensure_ascii=False, indent=2).encode("utf-8"))
+    if tokenizer.eos_id is None:
+        raise SystemExit(f"{path}: no </s> token (our model needs <s> as BOS, </s> as EOS)")
+    return tokenizer
+
+
+# -----------------------------------------------------------------------------
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Export a checkpoint to a Transformers LlamaForCausalLM folder.")
+    p.add_argument("ckpt", help="checkpoint file (or, with --all, the run folder)")
+    p.add_argument("out", help="output folder (with --all: the git repository to create)")
+    p.add_argument("--all", action="store_true", help="RUN_DIR: milestone checkpoints as branches, ckpt.pt on main")
+    p.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    p.add_argument("--eval", default=None, help="result JSON (eval_blimp.py --out) for the model card")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in out")
+    p.add_argument("--license", default=LICENSE, help=f"license named in the model card (default {LICENSE})")
+    a = p.parse_args(argv)
+    if a.all:
+        export_all(a.ckpt, a.out, a.dtype, a.eval, a.force, a.license)
+    else:
+        export_checkpoint(a.ckpt, a.out, a.dtype, a.eval, a.force, a.license)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,436 @@
+"""
+export_hf.py, as a specification: what Transformers loads from our export computes what our model
+computes, token for token and logit for logit.
+
+    python -m pytest tests/test_export_hf.py -q
+"""
+
+import glob
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from dataclasses import asdict
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import export_hf  # noqa: E402
+from model import ModelConfig, Transformer  # noqa: E402
+from tokenize_data import Tokenizer  # noqa: E402
+
+transformers = pytest.importorskip("transformers")
+from safetensors import safe_open  # noqa: E402
+from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
+
+REPO = os.path.join(os.path.dirname(__file__), "..")
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+LANGS = ["en", "nl", "zh"]
+
+MODEL_A = ModelConfig(dim=384, n_layers=6, n_heads=6, hidden_dim=1536, vocab_size=16000, max_seq_len=512)
+GQA = ModelConfig(dim=64, n_layers=2, n_heads=8, n_kv_heads=2, hidden_dim=160, vocab_size=1000, max_seq_len=160,
+                  rope_theta=500.0, norm_eps=1e-6)
+TIED = ModelConfig(dim=48, n_layers=3, n_heads=4, n_kv_heads=4, hidden_dim=128, vocab_size=1000, max_seq_len=128,
+                   tie_embeddings=True)
+SHAPES = {"model_a": MODEL_A, "gqa": GQA, "tied": TIED}
+
+
+# -----------------------------------------------------------------------------
+# fixtures: a small ByteLevel BPE like tokenize_data.py's, random models, checkpoints in train.py's format
+
+
+def corpus_lines(lang: str, start: int, stop: int) -> list:
+    """Lines start..stop-1 of every file of one language of ../shared/data/corpora."""
+    files = sorted(glob.glob(os.path.join(DATA, "corpora", lang, "*.txt.gz")))
+    if not files:
+        pytest.skip(f"no corpus at {os.path.join(DATA, 'corpora', lang)}")
+    out = []
+    for f in files:
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                if i >= stop:
+                    break
+                if i >= start and line.strip():
+                    out.append(line.rstrip("\n"))
+    return out
+
+
+def train_bpe(lines, vocab_size=1000) -> HFTokenizer:
+    tok = HFTokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(lines, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return tok
+
+
+FALLBACK_TEXT = ["The little dog ran to the park.", "De kat zit op de mat.", "小猫在睡觉。",
+                 "She read a book about the sea.", "Het meisje leest een boek."] * 20
+
+
+@pytest.fixture(scope="module")
+def hf_bpe():
+    """ByteLevel BPE trained on the first 100 lines of each file of en, nl and zh (a few hundred lines
+    per language); without ../shared/data, on a few sentences, so that only the corpus test skips."""
+    if not glob.glob(os.path.join(DATA, "corpora", "*", "*.txt.gz")):
+        return train_bpe(FALLBACK_TEXT)
+    return train_bpe([line for lang in LANGS for line in corpus_lines(lang, 0, 100)])
+
+
+@pytest.fixture(scope="module")
+def tokenizer(hf_bpe):
+    return Tokenizer("bpe", hf_bpe.to_str().encode())
+
+
+def random_model(cfg: ModelConfig, seed: int = 0) -> Transformer:
+    torch.manual_seed(seed)
+    model = Transformer(ModelConfig(**asdict(cfg)))
+    with torch.no_grad():  # norm gains of 1 would hide a swapped input/post-attention norm
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def save_ckpt(path, model, tok, **extra):
+    """A checkpoint in the CONTRACTS format, as train.py writes it; extra replaces entries."""
+    ckpt = {"model": model.state_dict(), "model_config": asdict(model.cfg),
+            "config": {"lr": 3e-4, "batch_size": 16, "gradient_accumulation_steps": 4, "warmup_iters": 200},
+            "tokenizer": tok.to_dict(), "data_meta": DATA_META, "iter_num": 100,
+            "tokens_seen": 1_234_567, "words_seen": 1_000_123}
+    ckpt.update(extra)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save(ckpt, path)
+    return path
+
+
+DATA_META = {"vocab_size": 1000, "dtype": "uint16", "bos_id": 0, "eos_id": 1, "pad_id": 2,
+             "tokenizer": {"backend": "bpe", "file": "tokenizer.json", "sha256": "ab" * 32},
+             "languages": {"eng": {"byte_premium": 1.0,
+                                   "train": {"tokens": 555_000, "bytes": 2_000_000, "words": 401_234,
+                                             "documents": 9000},
+                                   "val": {"tokens": 5000, "bytes": 20000, "words": 4000, "documents": 90},
+                                   "sources": {"ud_ewt": {}, "gutenberg_children_en": {}}}},
+             "command": "python tokenize_data.py ../shared/data/corpora data/model_a"}
+
+
+def all_logits(model: Transformer, idx):
+    """Our logits at every position: the forward pass returns them all only when given targets."""
+    with torch.no_grad():
+        logits, _ = model(idx, torch.zeros_like(idx))
+    return logits
+
+
+def hf_load(folder, **kw):
+    return transformers.AutoModelForCausalLM.from_pretrained(folder, **kw).eval()
+
+
+# -----------------------------------------------------------------------------
+# the model
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_transformers_logits_equal_ours_at_positions_0_to_127(shape, tokenizer, tmp_path):
+    model = random_model(SHAPES[shape])
+    ckpt = save_ckpt(str(tmp_path / "run" / "ckpt.pt"), model, tokenizer)
+    export_hf.main([ckpt, str(tmp_path / "out")])
+
+    hf = hf_load(tmp_path / "out")
+    idx = torch.randint(0, model.cfg.vocab_size, (2, 128), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        theirs = hf(idx).logits
+    ours = all_logits(model, idx)
+    assert theirs.shape == ours.shape == (2, 128, model.cfg.vocab_size)
+    assert (theirs - ours).abs().max().item() < 1e-5
+    assert ours.std().item() > 0.1  # the logits are not all near zero, so 1e-5 says something
+
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as f:
+        names = set(f.keys())
+        assert f.metadata() == {"format": "pt"}
+    assert ("lm_head.weight" in names) == (not model.cfg.tie_embeddings)
+    assert len(names) == 2 + 9 * model.cfg.n_layers + (not model.cfg.tie_embeddings)
+
+
+def test_config_json_spells_out_every_field(tokenizer, tmp_path):
+    export_hf.export(random_model(GQA), tokenizer, str(tmp_path / "out"))
+    with open(tmp_path / "out" / "config.json") as f:
+        c = json.load(f)
+    assert c["architectures"] == ["LlamaForCausalLM"] and c["model_type"] == "llama"
+    assert {k: c[k] for k in ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                              "num_attention_heads", "num_key_value_heads", "head_dim", "max_position_embeddings",
+                              "rms_norm_eps", "rope_theta", "tie_word_embeddings", "bos_token_id", "eos_token_id",
+                              "pad_token_id", "torch_dtype", "hidden_act", "attention_bias", "mlp_bias"]} == {
+        "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 2,
+        "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 8, "max_position_embeddings": 160,
+        "rms_norm_eps": 1e-6, "rope_theta": 500.0, "tie_word_embeddings": False, "bos_token_id": 0,
+        "eos_token_id": 1, "pad_token_id": 2, "torch_dtype": "float32", "hidden_act": "silu",
+        "attention_bias": False, "mlp_bias": False}
+    assert c["rope_scaling"] is None and c["rope_parameters"] == {"rope_type": "default", "rope_theta": 500.0}
+    with open(tmp_path / "out" / "generation_config.json") as f:
+        g = json.load(f)
+    assert (g["bos_token_id"], g["eos_token_id"], g["pad_token_id"]) == (0, 1, 2)
+
+
+def test_greedy_generate_gives_our_tokens(tokenizer, tmp_path):
+    model = random_model(GQA, seed=3)
+    export_hf.export(model, tokenizer, str(tmp_path / "out"))
+    hf = hf_load(tmp_path / "out")
+    prompt = torch.tensor([[tokenizer.bos_id] + tokenizer.encode("The little dog")])
+    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, eos_id=tokenizer.eos_id)
+    theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False)
+    assert ours.shape[1] > prompt.shape[1] + 1
+    assert theirs.tolist() == ours.tolist()
+
+
+def test_bfloat16_export_writes_bf16_tensors(tokenizer, tmp_path):
+    model = random_model(TIED)
+    ckpt = save_ckpt(str(tmp_path / "ckpt.pt"), model, tokenizer)
+    export_hf.main([ckpt, str(tmp_path / "out"), "--dtype", "bfloat16"])
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    assert {t.dtype for t in tensors.values()} == {torch.bfloat16}
+    assert torch.equal(tensors["model.layers.1.mlp.down_proj.weight"],
+                       model.layers[1].feed_forward.w2.weight.detach().to(torch.bfloat16))
+    with open(tmp_path / "out" / "config.json") as f:
+        assert json.load(f)["torch_dtype"] == "bfloat16"
+
+
+# -----------------------------------------------------------------------------
+# the tokenizer
+
+
+def test_autotokenizer_gives_our_ids_after_bos_in_english_dutch_chinese(tokenizer, tmp_path):
+    export_hf.export(random_model(TIED), tokenizer, str(tmp_path / "out"))
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert "LlamaTokenizer" not in type(hf_tok).__name__
+    assert (hf_tok.bos_token_id, hf_tok.eos_token_id, hf_tok.pad_token_id) == (0, 1, 2)
+    for lang in LANGS:
+        texts = corpus_lines(lang, 200, 220)  # lines the tokenizer was not trained on
+        assert len(texts) >= 20
+        for text in texts:
+            ours = tokenizer.encode(text)
+            assert hf_tok(text)["input_ids"] == [tokenizer.bos_id] + ours, (lang, text)
+            assert hf_tok(text, add_special_tokens=False)["input_ids"] == ours
+            assert hf_tok.decode(hf_tok(text)["input_ids"], skip_special_tokens=True) == text
+    # a literal "<s>" in a text is text, as in our encode (split_special_tokens)
+    assert hf_tok("a <s> b")["input_ids"] == [0] + tokenizer.encode("a <s> b")
+    assert 0 not in tokenizer.encode("a <s> b")
+
+
+def test_a_bytelevel_post_processor_is_kept_before_the_bos_template(hf_bpe, tmp_path):
+    hf_bpe = HFTokenizer.from_str(hf_bpe.to_str())
+    hf_bpe.post_processor = processors.ByteLevel(trim_offsets=True)
+    tokenizer = Tokenizer("bpe", hf_bpe.to_str().encode())
+    export_hf.export(random_model(TIED), tokenizer, str(tmp_path / "out"))
+    with open(tmp_path / "out" / "tokenizer.json") as f:
+        pp = json.load(f)["post_processor"]
+    assert pp["type"] == "Sequence" and [p["type"] for p in pp["processors"]] == ["ByteLevel", "TemplateProcessing"]
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert hf_tok("De kat zit op de mat.")["input_ids"] == [0] + tokenizer.encode("De kat zit op de mat.")
+    _, back = export_hf.load_hf(str(tmp_path / "out"))
+    assert json.loads(back.blob) == json.loads(tokenizer.blob)
+
+
+# -----------------------------------------------------------------------------
+# the way back
+
+
+def test_load_hf_round_trip_gives_identical_logits_and_tokenizer(tokenizer, tmp_path):
+    model = random_model(GQA, seed=5)
+    export_hf.export(model, tokenizer, str(tmp_path / "out"))
+    back, back_tok = export_hf.load_hf(str(tmp_path / "out"))
+    assert asdict(back.cfg) == asdict(model.cfg)
+    idx = torch.randint(0, 1000, (1, 128), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(all_logits(back.eval(), idx), all_logits(model, idx))
+    # the tokenizer comes back as the data's tokenizer: same file content, BOS template taken off
+    assert json.loads(back_tok.blob) == json.loads(tokenizer.blob)
+    text = "Het meisje leest een boek. 小猫在睡觉。"
+    assert back_tok.encode(text) == tokenizer.encode(text)
+    assert (back_tok.bos_id, back_tok.eos_id, back_tok.pad_id) == (0, 1, 2)
+
+
+def test_load_hf_reads_transformers_own_save_pretrained(tokenizer, tmp_path):
+    model = random_model(TIED, seed=6)
+    export_hf.export(model, tokenizer, str(tmp_path / "out"))
+    hf_load(tmp_path / "out").save_pretrained(tmp_path / "saved")
+    transformers.AutoTokenizer.from_pretrained(tmp_path / "out").save_pretrained(tmp_path / "saved")
+    back, back_tok = export_hf.load_hf(str(tmp_path / "saved"))
+    assert back.cfg.tie_embeddings and back.cfg.n_layers == 3
+    idx = torch.randint(0, 1000, (1, 128), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(all_logits(back.eval(), idx), all_logits(model, idx))
+    assert back_tok.encode("The cat.") == tokenizer.encode("The cat.")
+
+
+# -----------------------------------------------------------------------------
+# the model card
+
+
+def test_model_card_has_architecture_data_hyperparameters_and_eval(tokenizer, tmp_path):
+    ckpt = save_ckpt(str(tmp_path / "ckpt.pt"), random_model(GQA), tokenizer)
+    with open(tmp_path / "blimp.json", "w") as f:
+        json.dump({"blimp": {"macro": 0.5723, "micro": 0.5811, "pairs": 67000}}, f)
+    export_hf.main([ckpt, str(tmp_path / "model_x"), "--eval", str(tmp_path / "blimp.json")])
+    card = (tmp_path / "model_x" / "README.md").read_text()
+    assert card.startswith("---\nlanguage:\n- en\nlicense: apache-2.0\n")
+    for line in ["# model_x", "| key/value heads | n_kv_heads | num_key_value_heads | 2 |",
+                 "| MLP width (SwiGLU) | hidden_dim | intermediate_size | 160 |",
+                 "| eng | 401,234 | 555,000 | 2,000,000 | 9,000 | 1.0 | ud_ewt, gutenberg_children_en |",
+                 "Budget: 401,234 training words", "| lr | `0.0003` |", "| blimp.macro | 0.5723 |",
+                 "| blimp.pairs | 67,000 |", "1,000,123 words and 1,234,567 tokens",
+                 'AutoModelForCausalLM.from_pretrained("model_x")']:
+        assert line in card, line
+    assert "Budget: 401,234 training words in total (this revision: 2.49 epochs)" in card
+    assert json.loads((tmp_path / "model_x" / "eval_results.json").read_text())["blimp"]["macro"] == 0.5723
+
+
+# -----------------------------------------------------------------------------
+# --all: the BabyLM checkpoint branches
+
+
+def git(repo, *args):
+    return subprocess.run(["git", f"--git-dir={repo}/.git", *args], check=True, capture_output=True).stdout
+
+
+def checkout(repo, rev, dest):
+    """The files of one revision, through git archive (no checkout in the repository under test)."""
+    with tarfile.open(fileobj=io.BytesIO(git(repo, "archive", "--format=tar", rev))) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def make_run(run, tokenizer):
+    """A run folder as train.py leaves it: milestones 1M, 2M, 10M (10 sorts after 2) and the final ckpt."""
+    models = {}
+    # train.py counts words as a float (tokens times an average of words per token)
+    for i, (name, words) in enumerate([("chck_1M", 1_000_049.6), ("chck_2M", 2_000_100.0), ("chck_10M", 10_000_400.2)]):
+        models[name] = random_model(TIED, seed=10 + i)
+        save_ckpt(f"{run}/checkpoints/{name}.pt", models[name], tokenizer, words_seen=words,
+                  tokens_seen=round(words * 1.3), data_meta=None)
+    models["main"] = random_model(TIED, seed=20)
+    save_ckpt(f"{run}/ckpt.pt", models["main"], tokenizer, words_seen=12_000_000.0, tokens_seen=15_600_000)
+    with open(f"{run}/checkpoints/notes.txt", "w") as f:
+        f.write("not a checkpoint\n")
+    return models
+
+
+def test_all_makes_one_repo_with_a_loading_branch_per_checkpoint(tokenizer, tmp_path):
+    run, repo = str(tmp_path / "run"), str(tmp_path / "repo")
+    models = make_run(run, tokenizer)
+    export_hf.main(["--all", run, repo])
+
+    branches = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads").decode().split()
+    assert sorted(branches) == sorted(["chck_1M", "chck_2M", "chck_10M", "main"])
+    log = git(repo, "log", "--format=%s", "main").decode().splitlines()
+    assert [s.split(":")[0] for s in log] == ["main", "chck_10M", "chck_2M", "chck_1M"]  # newest first
+    idx = torch.randint(0, 1000, (1, 128), generator=torch.Generator().manual_seed(4))
+    for branch, model in models.items():
+        folder = checkout(repo, branch, tmp_path / "co" / branch)
+        with torch.no_grad():
+            theirs = hf_load(folder)(idx).logits
+        assert (theirs - all_logits(model, idx)).abs().max().item() < 1e-5, branch
+    card = git(repo, "show", "main:README.md").decode()
+    assert "| `chck_1M` | 1,000,050 | 1,300,064 |" in card and "| `chck_10M` | 10,000,400 |" in card
+    assert "12,000,000 words" in card
+    branch_card = git(repo, "show", "chck_2M:README.md").decode()
+    assert "# repo at checkpoint `chck_2M`" in branch_card and "2,000,100 words" in branch_card
+    assert "| eng | 401,234 |" in branch_card  # the run's data_meta, which milestones leave out
+
+    # fixed author, committer and dates: the same run gives the same commit ids
+    again = str(tmp_path / "again" / "repo")
+    export_hf.main(["--all", run, again])
+    assert git(repo, "rev-parse", "main", "chck_1M") == git(again, "rev-parse", "main", "chck_1M")
+
+
+# -----------------------------------------------------------------------------
+# bad input: one line, and never a partial export
+
+
+def test_a_file_that_is_not_our_checkpoint_gets_one_line(tmp_path):
+    (tmp_path / "notes.pt").write_text("hello")
+    r = subprocess.run([sys.executable, os.path.join(REPO, "export_hf.py"), str(tmp_path / "notes.pt"),
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"{tmp_path / 'notes.pt'}: not a readable checkpoint")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    for bad, why in [("other.pt", "not a checkpoint written by train.py"), ("missing.pt", "no such checkpoint")]:
+        with pytest.raises(SystemExit) as e:
+            export_hf.main([str(tmp_path / bad), str(tmp_path / "out")])
+        assert str(e.value).startswith(f"{tmp_path / bad}: {why}") and "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tokenizer_other_than_bpe_cannot_be_exported(tokenizer, tmp_path):
+    ckpt = save_ckpt(str(tmp_path / "ckpt.pt"), random_model(TIED), tokenizer,
+                     tokenizer={"backend": "spm", "blob": "", "sha256": ""})
+    with pytest.raises(SystemExit, match="backend 'spm' cannot be exported"):
+        export_hf.main([ckpt, str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_non_empty_output_is_refused_without_force(tokenizer, tmp_path, monkeypatch):
+    model = random_model(TIED)
+    export_hf.export(model, tokenizer, str(tmp_path / "out"))
+    with pytest.raises(SystemExit, match="not empty .use --force"):
+        export_hf.export(random_model(TIED, seed=1), tokenizer, str(tmp_path / "out"))
+    export_hf.export(random_model(TIED, seed=1), tokenizer, str(tmp_path / "out"), force=True)
+    back, _ = export_hf.load_hf(str(tmp_path / "out"))
+    assert torch.equal(back.tok_embeddings.weight, random_model(TIED, seed=1).tok_embeddings.weight)
+    # --force replaces an earlier export only, never a folder of something else
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(SystemExit, match="replaces only an earlier export"):
+        export_hf.export(model, tokenizer, str(tmp_path / "mine"), force=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
+    # nor the export that holds the checkpoint being exported, nor the folder we run in
+    ckpt = save_ckpt(str(tmp_path / "out" / "ckpt.pt"), model, tokenizer)
+    with pytest.raises(SystemExit, match="will not replace a folder that holds .*ckpt.pt"):
+        export_hf.main([ckpt, str(tmp_path / "out"), "--force"])
+    monkeypatch.chdir(tmp_path / "out")
+    with pytest.raises(SystemExit, match="will not replace a folder that holds"):
+        export_hf.main([ckpt, ".", "--force"])
+    assert os.path.isfile(ckpt)
+
+
+def test_an_interrupted_export_leaves_nothing_behind(tokenizer, tmp_path, monkeypatch):
+    import safetensors.torch
+    real_save = safetensors.torch.save_file
+
+    def save_then_interrupt(*args, **kwargs):  # Ctrl-C right after the weights were written
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    model = random_model(TIED)
+    export_hf.export(model, tokenizer, str(tmp_path / "old"))
+    before = sorted(os.listdir(tmp_path))
+    monkeypatch.setattr(safetensors.torch, "save_file", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        export_hf.export(model, tokenizer, str(tmp_path / "new"))
+    with pytest.raises(KeyboardInterrupt):  # a --force export that fails keeps the earlier one
+        export_hf.export(random_model(TIED, seed=1), tokenizer, str(tmp_path / "old"), force=True)
+    assert sorted(os.listdir(tmp_path)) == before
+    back, _ = export_hf.load_hf(str(tmp_path / "old"))
+    assert torch.equal(back.tok_embeddings.weight, model.tok_embeddings.weight)
+
+
+def test_an_interrupted_all_export_leaves_nothing_behind(tokenizer, tmp_path, monkeypatch):
+    run = str(tmp_path / "run")
+    make_run(run, tokenizer)
+    real_git, calls = export_hf.run_git, []
+
+    def fail_on_second_commit(repo, *args):
+        calls.append(args[0])
+        if calls.count("commit") == 2:
+            raise SystemExit(f"{repo}: git commit failed")
+        return real_git(repo, *args)
+
+    monkeypatch.setattr(export_hf, "run_git", fail_on_second_commit)
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(SystemExit):
+        export_hf.main(["--all", run, str(tmp_path / "repo")])
+    assert sorted(os.listdir(tmp_path)) == before
