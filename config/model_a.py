@@ -22,5 +22,5 @@ epochs = 5.0
 batch_size = 16
 grad_accum = 4
 block_size = 512
-eval_interval = 50
-log_interval = 5
+eval_interval = 10     # 8 evaluations in the 77-iteration run: enough points for the loss plot
+log_interval = 1

@@ -1,13 +1,13 @@
 # TAAM on English + Dutch + Chinese, the reference "Pstar" setup: EXP3 in TAAM's published form
 # (`taam` update) with the v2 reward (cross-lingual deficit), from the typological prior.
 # The released Pstar run ended at pi = eng 0.159, nld 0.258, zho 0.583.
-# Other variants: --mixer=taam|exp3|hedge  --reward=normalized_excess_loss|cross_lingual_deficit
-# --prior=typological|uniform|bytes|...  (or the config files taam_*.py)
 #   python train.py config/taam.py
-# Full scale, as the reference run; the README's CPU study (Results II) overrides the sizes on the
-# command line (a smaller model, fewer steps), e.g. --dim=128 --n_layers=4 --max_iters=600.
+# Variants and static baselines are small files given after this one (later files win):
+#   python train.py config/taam.py config/taam_uniform.py
+# Full scale, as the reference run; the README's CPU study (Results II) adds config/taam_cpu.py,
+# which shrinks the model and the run.
 out_dir = "runs/taam"
-data_dir = "data/eng_nld_zho"  # tokenize_data.py on ../shared/data/corpora/{en,nl,zh}, one shared tokenizer
+data_dir = "data/eng_nld_zho"  # python tokenize_data.py --corpus ../shared/data/corpora --out data/eng_nld_zho
 
 # model: Model A's LLaMA (vocab_size comes from the data folder)
 dim = 384

@@ -1,0 +1,116 @@
+"""
+Encoding throughput of tokenize_data.py's pipeline against a plain per-line `tokenizer.encode` loop.
+
+    python bench/tokenize_throughput.py --tokenizer data/taam                # all of ../shared/data/corpora
+    python bench/tokenize_throughput.py --tokenizer data/taam --mb 4 --repeat 3
+
+Both sides encode the same documents (every line of every file under --corpus, or the first --mb MB of
+each language) with the same tokenizer and must produce the same ids:
+  loop      ids = [tokenizer.encode(line).ids for line in lines]  -- Hugging Face `tokenizers`, one call per
+            line, one thread: what a data-prep script usually does;
+  pipeline  tokenize_data.encode_stream: batches of 64K characters encoded by encode_batch_fast on all cores, while the
+            next batch is prepared, written out as [BOS d1 BOS d2 ...] numpy arrays.
+MB/s counts UTF-8 bytes of text. Wall and CPU seconds are printed: on a shared machine the wall time of
+either side depends on what else runs (the load average is printed too). With --check, every document is
+also decoded back and compared with its line (the lossless round trip, on the whole corpus).
+"""
+
+import argparse
+import gzip
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tokenize_data  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def read_corpus(corpus: str, mb: float) -> list:
+    lines = []
+    for folder in sorted(os.listdir(corpus)):
+        path = os.path.join(corpus, folder)
+        if not os.path.isdir(path):
+            continue
+        taken = 0
+        for name in sorted(os.listdir(path)):
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(os.path.join(path, name), "rt", encoding="utf-8", newline="\n") as f:
+                for line in f:
+                    line = line.rstrip("\n").rstrip("\r")
+                    if line.strip() and (mb <= 0 or taken < mb * 1e6):
+                        lines.append(line)
+                        taken += len(line.encode("utf-8"))
+    return lines
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--tokenizer", default="data/taam", help="a data folder or a tokenizer.json")
+    p.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "corpora"))
+    p.add_argument("--mb", type=float, default=0, help="MB of text per language (0: all)")
+    p.add_argument("--repeat", type=int, default=1, help="alternate the two sides this many times; best of each")
+    p.add_argument("--check", action="store_true", help="also decode every document and compare with its line")
+    args = p.parse_args()
+
+    tok = tokenize_data.load_tokenizer(args.tokenizer)
+    if tok.backend != "bpe":
+        raise SystemExit(f"{args.tokenizer}: a {tok.backend} tokenizer; this benchmark is for the bpe backend")
+    from tokenizers import Tokenizer as HFTokenizer
+    plain = HFTokenizer.from_str(tok.blob.decode("utf-8"))  # a fresh copy, loaded as anyone would
+    lines = read_corpus(args.corpus, args.mb)
+    mb = sum(len(t.encode("utf-8")) for t in lines) / 1e6
+    dtype = np.uint16 if tok.vocab_size <= 65535 else np.uint32
+    print(f"{len(lines):,} documents, {mb:.2f} MB, tokenizer {args.tokenizer} (vocab {tok.vocab_size}), "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+
+    def loop():
+        return [plain.encode(t, add_special_tokens=False).ids for t in lines]
+
+    def pipeline():
+        return [(keys, toks, lengths) for keys, toks, lengths in
+                tokenize_data.encode_stream(tok, enumerate(lines), dtype)]
+
+    best = {}
+    for round_ in range(1, args.repeat + 1):
+        for name, fn in (("loop", loop), ("pipeline", pipeline)):
+            w, c = time.perf_counter(), cpu_seconds()
+            result = fn()
+            w, c = time.perf_counter() - w, cpu_seconds() - c
+            best[name] = min(best.get(name, (float("inf"), 0.0)), (w, c))
+            print(f"  round {round_}  {name:<9} {mb / w:6.2f} MB/s  (wall {w:6.2f}s, cpu {c:6.2f}s, "
+                  f"{c / w:4.2f} cores busy; load average {os.getloadavg()[0]:.2f})")
+            if name == "loop":
+                reference = result
+            else:
+                produced = result
+
+    # the same ids: [BOS d1 BOS d2 ...] from the loop equals the pipeline's arrays
+    flat = np.concatenate([toks for _, toks, _ in produced])
+    n = sum(len(ids) + 1 for ids in reference)
+    same = n == len(flat) and np.array_equal(flat, np.fromiter(
+        (i for ids in reference for i in [tok.bos_id, *ids]), dtype, n))
+    print(f"identical ids: {same}")
+    (lw, lc), (pw, pc) = best["loop"], best["pipeline"]
+    print(f"best of {args.repeat}: loop {mb / lw:.2f} MB/s, pipeline {mb / pw:.2f} MB/s -> pipeline / loop = "
+          f"{lw / pw:.2f}x wall-clock ({lc / pc:.2f}x in CPU seconds: the rest is from using more cores)")
+    if args.check:
+        starts = np.flatnonzero(flat == tok.bos_id)
+        bad = 0
+        for k, (a, b) in enumerate(zip(starts, list(starts[1:]) + [len(flat)])):
+            if tok.decode(flat[a + 1:b]) != lines[k]:
+                bad += 1
+        print(f"round trip: {len(lines) - bad:,} of {len(lines):,} documents decode to their line exactly")
+    if not same:
+        raise SystemExit("the pipeline's ids differ from the per-line loop's")
+
+
+if __name__ == "__main__":
+    main()

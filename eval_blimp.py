@@ -1,0 +1,481 @@
+"""
+Score a causal language model on minimal pairs: BLiMP and its Dutch and Chinese peers.
+
+    python eval_blimp.py out/model_a/ckpt.pt                       # full English BLiMP
+    python eval_blimp.py out/model_a/ckpt.pt --suite blimp_filtered,blimp_supplement --fast
+    python eval_blimp.py exports/model_a --suite blimp,blimp_nl,zhoblimp --out results/blimp.json
+    python eval_blimp.py out/model_a/ckpt.pt --suite my_pairs.jsonl    # any JSONL of pairs, or a folder
+    python eval_blimp.py out/model_a/ckpt.pt --leading-space --no-bos  # other pipelines' conventions
+
+From code (train.py and the results scripts do this):
+
+    from eval_blimp import evaluate
+    result = evaluate(model, tokenizer, "blimp,blimp_nl", fast=True)   # the dict --out writes
+    result["suites"]["blimp"]["total"]["macro"]                        # the headline number
+
+The model argument is a train.py checkpoint or a folder written by export_hf.py. Suites
+(files under --data-root, default ../shared/data; see its SOURCES.md):
+
+    blimp             blimp/*.jsonl.gz                        67 paradigms x 1000 pairs
+    blimp_filtered    blimp_filtered/*.jsonl.gz               BabyLM's filtered BLiMP, 59,875 pairs
+    blimp_supplement  blimp_supplement/*.jsonl.gz             BabyLM supplement, 5 tasks, 5,218 pairs
+    blimp_nl          minimal_pairs/nl/blimp_nl.pairs.jsonl.gz   Dutch, 84 paradigms, 8,400 pairs
+    zhoblimp          minimal_pairs/zh/zhoblimp.pairs.jsonl.gz   Chinese, 118 paradigms, 35,400 pairs
+    sling             minimal_pairs/zh/sling.pairs.jsonl.gz      Chinese, 40,560 pairs
+
+A pair file is JSONL (optionally gzip'd) with "sentence_good" and "sentence_bad" on every line,
+and optionally "UID" (the paradigm; the file name otherwise), "field", "linguistics_term",
+"phenomenon", which the tables group by.
+
+The scoring rule (Warstadt et al. 2020, BLiMP; the rule lm-eval, minicons and the BabyLM
+pipelines share, with their pitfalls fixed):
+
+    score(s) = sum_{t=1..n} log p(w_t | <s>, w_1 .. w_{t-1})      s tokenized as w_1 .. w_n
+
+BOS is the token training puts before every document; it is conditioned on and not scored. No
+EOS, no length normalisation. A pair is right when score(good) > score(bad); an exact tie earns
+half credit and is counted (several pipelines give ties to the good sentence, which lets a
+degenerate model that scores everything alike look better than chance). log p is computed in
+fp32 (and summed in fp64) even when the forward pass runs in bf16. --leading-space scores
+" " + sentence as lm-eval's BLiMP task does (its target delimiter); --no-bos drops BOS, so the
+first token is only context, as for a model trained without BOS.
+
+Speed: all 2N sentences (N pairs; duplicates once) are flattened, sorted by length and cut into
+batches of at most --batch-tokens positions; each batch is right-padded, its padded targets are
+the ignore index -1, and one forward pass scores every position of every row; only the scored
+positions are projected to the vocabulary, 512 at a time. Right padding is exact for a causal
+model: a position never attends to the padding after it.
+"""
+
+import argparse
+import glob
+import gzip
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEFAULT_DATA_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
+
+# suite name -> glob under the data root
+SUITES = {
+    "blimp": "blimp/*.jsonl.gz",
+    "blimp_filtered": "blimp_filtered/*.jsonl.gz",
+    "blimp_supplement": "blimp_supplement/*.jsonl.gz",
+    "blimp_nl": "minimal_pairs/nl/blimp_nl.pairs.jsonl.gz",
+    "zhoblimp": "minimal_pairs/zh/zhoblimp.pairs.jsonl.gz",
+    "sling": "minimal_pairs/zh/sling.pairs.jsonl.gz",
+}
+# BLiMP's folder also holds the published models' accuracies, which are not pairs
+NOT_PAIRS = {"models_summary.jsonl.gz"}
+FAST_PAIRS = 200       # --fast: the first 200 pairs of each paradigm, as BabyLM's fast set
+GROUP_KEYS = ("field", "linguistics_term", "phenomenon")
+Z95 = 1.959964         # two-sided 95% quantile of the standard normal
+
+
+# ------------------------------------------------------------------------------------ reading pairs
+
+def suite_files(suite: str, data_root: str = DEFAULT_DATA_ROOT):
+    """A suite name, a pair file or a folder of pair files -> (name, sorted list of files)."""
+    if suite in SUITES:
+        pattern = os.path.join(data_root, SUITES[suite])
+        files = sorted(f for f in glob.glob(pattern) if os.path.basename(f) not in NOT_PAIRS)
+        if not files:
+            raise SystemExit(f"{pattern}: no such file (suite {suite}; set --data-root, now {data_root})")
+        return suite, files
+    if os.path.isdir(suite):
+        files = sorted(glob.glob(os.path.join(suite, "**", "*.jsonl"), recursive=True)
+                       + glob.glob(os.path.join(suite, "**", "*.jsonl.gz"), recursive=True))
+        if not files:
+            raise SystemExit(f"{suite}: folder holds no .jsonl or .jsonl.gz file")
+        return os.path.basename(os.path.normpath(suite)), files
+    if os.path.isfile(suite):
+        return file_stem(suite), [suite]
+    raise SystemExit(f"{suite}: no such file or folder, and not a suite ({', '.join(SUITES)})")
+
+
+def file_stem(path: str) -> str:
+    name = os.path.basename(path)
+    for ext in (".gz", ".jsonl", ".pairs"):
+        name = name[:-len(ext)] if name.endswith(ext) else name
+    return name
+
+
+def read_pairs(files, fast: bool = False) -> list:
+    """Every pair of the files, in order, as dicts with good, bad, paradigm, the GROUP_KEYS found,
+    file and line. Any bad line stops with one message naming file and line: nothing is skipped
+    silently (blank lines hold no pair and are passed over)."""
+    pairs, per_paradigm = [], {}
+    for path in files:
+        if not os.path.isfile(path):
+            raise SystemExit(f"{path}: no such file")
+        opener = gzip.open if path.endswith(".gz") else open
+        n_in_file = 0
+        try:
+            with opener(path, "rt", encoding="utf-8") as f:
+                for line_no, line in enumerate(f, start=1):
+                    if not line.strip():
+                        continue
+                    pair = parse_pair(line, path, line_no)
+                    n_in_file += 1
+                    seen = per_paradigm.get(pair["paradigm"], 0)
+                    per_paradigm[pair["paradigm"]] = seen + 1
+                    if fast and seen >= FAST_PAIRS:
+                        continue
+                    pairs.append(pair)
+        except (UnicodeDecodeError, OSError, EOFError) as e:
+            raise SystemExit(f"{path}: not a readable UTF-8 JSONL file ({type(e).__name__}: {e})")
+        if n_in_file == 0:
+            raise SystemExit(f"{path}: no pairs in the file")
+    return pairs
+
+
+def parse_pair(line: str, path: str, line_no: int) -> dict:
+    where = f"{path}:{line_no}"
+    try:
+        d = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{where}: not valid JSON ({e.msg})")
+    if not isinstance(d, dict):
+        raise SystemExit(f"{where}: a line must be a JSON object with sentence_good and sentence_bad")
+    for key in ("sentence_good", "sentence_bad"):
+        if key not in d:
+            raise SystemExit(f"{where}: no '{key}' (a pair needs sentence_good and sentence_bad)")
+        if not isinstance(d[key], str):
+            raise SystemExit(f"{where}: {key} is a {type(d[key]).__name__}, not a string")
+        if not d[key].strip():
+            raise SystemExit(f"{where}: {key} is empty")
+    pair = {"good": d["sentence_good"], "bad": d["sentence_bad"],
+            "paradigm": str(d.get("UID") or file_stem(path)), "file": path, "line": line_no}
+    for key in GROUP_KEYS:
+        if d.get(key) is not None:
+            # BLiMP spells one field two ways; "syntax/semantics" is "syntax_semantics"
+            pair[key] = str(d[key]).replace("/", "_") if key == "field" else str(d[key])
+    return pair
+
+
+# ------------------------------------------------------------------------------------------ scoring
+
+def encode_pairs(pairs, tokenizer, max_seq_len: int, bos: bool = True, leading_space: bool = False):
+    """Token ids of every distinct sentence, and for each pair the index of its good and bad one.
+
+    Returns (seqs, good_idx, bad_idx): seqs[i] = [BOS] + ids (or ids with --no-bos). A sentence
+    that needs more than max_seq_len input positions stops with a message naming file and line.
+    """
+    index, texts = {}, []
+    good_idx, bad_idx = np.empty(len(pairs), np.int64), np.empty(len(pairs), np.int64)
+    prefix = " " if leading_space else ""
+    for k, p in enumerate(pairs):
+        for key, out in (("good", good_idx), ("bad", bad_idx)):
+            text = prefix + p[key]
+            if text not in index:
+                index[text] = len(texts)
+                texts.append(text)
+            out[k] = index[text]
+    ids = tokenizer.encode_batch(texts)
+    seqs = [[tokenizer.bos_id] + s if bos else s for s in ids]
+    for k, p in enumerate(pairs):  # a sentence is scored from n - 1 inputs predicting n - 1 targets
+        for key, i in (("good", good_idx[k]), ("bad", bad_idx[k])):
+            if len(seqs[i]) - 1 > max_seq_len:
+                raise SystemExit(f"{p['file']}:{p['line']}: sentence_{key} is {len(seqs[i]) - 1} tokens "
+                                 f"after {'BOS' if bos else 'its first token'}, more than the model's "
+                                 f"context of {max_seq_len}")
+            if not ids[i]:
+                raise SystemExit(f"{p['file']}:{p['line']}: sentence_{key} encodes to no tokens")
+    return seqs, good_idx, bad_idx
+
+
+@torch.no_grad()
+def score_sequences(model, seqs, batch_tokens: int = 2048, dtype=None, pad_id: int = 0,
+                    progress: bool = False, desc: str = "scoring") -> np.ndarray:
+    """Sum of log p(seq[t] | seq[:t]) over t = 1 .. len(seq)-1 for every sequence, as float64 (N,).
+
+    Sequences are sorted by length, longest first (so the largest batch, and any out-of-memory,
+    comes first), and cut into batches of at most batch_tokens input positions. In a batch of
+    rows padded to length T:
+        x = seq[:-1] padded with pad_id,  y = seq[1:] padded with -1      (B, T)
+        log p(y_t) = logit_t[y_t] - logsumexp(logit_t)   in fp32, at the positions where y_t != -1
+    and each row's terms are summed in fp64. The model should be in eval mode (no dropout).
+    """
+    device = next(model.parameters()).device
+    autocast = dtype is not None and dtype != torch.float32
+    lengths = np.array([len(s) for s in seqs])
+    order = np.argsort(-lengths, kind="stable")
+    scores = np.zeros(len(seqs), dtype=np.float64)   # a one-token sequence has nothing to score: 0
+    order = order[lengths[order] > 1]
+    bar = _progress_bar(len(seqs), desc, progress)
+    bar.update(len(seqs) - len(order))
+    start = 0
+    while start < len(order):
+        T = int(lengths[order[start]]) - 1                 # the longest row of this batch
+        rows = order[start:start + max(1, batch_tokens // T)]
+        x = np.full((len(rows), T), pad_id, dtype=np.int64)
+        y = np.full((len(rows), T), -1, dtype=np.int64)
+        for r, i in enumerate(rows):
+            s = seqs[i]
+            x[r, :len(s) - 1] = s[:-1]
+            y[r, :len(s) - 1] = s[1:]
+        x = torch.from_numpy(x).to(device, non_blocking=True)
+        y = torch.from_numpy(y).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=autocast):
+            h = final_hidden(model, x)                             # (B, T, dim)
+            scores[rows] = row_logprob_sums(model.output, h, y).cpu().numpy()
+        bar.update(len(rows))
+        start += len(rows)
+    bar.close()
+    return scores
+
+
+def final_hidden(model, x):
+    """model.forward up to the output projection: the final RMSNorm's output, (B, T, dim).
+
+    Why not model(x, targets)? With targets, forward also computes a mean loss over the whole
+    (B*T, vocab) logits that scoring throws away; without, it projects only the last position.
+    Stopping before the projection lets row_logprob_sums project only the positions that are
+    scored, a slice at a time: about 1.2x (fp32) and 1.6-1.9x (bf16) faster for Model A on CPU,
+    and the full fp32 logits never exist at once. tests/test_eval_blimp.py checks the scores against model(x, x).
+    """
+    T = x.shape[1]
+    cos, sin = model.rope_cos[:T], model.rope_sin[:T]
+    h = model.tok_embeddings(x)
+    for layer in model.layers:
+        h = layer(h, cos, sin)
+    return model.norm(h)
+
+
+LOGIT_ROWS = 512  # positions projected to the vocabulary at a time: 512 x 16k fp32 logits = 33 MB
+
+
+def row_logprob_sums(output, h, y):
+    """Per row b: sum over t with y[b, t] != -1 of log_softmax(output(h[b, t]))[y[b, t]], fp64 (B,).
+    The logits go to fp32 before the log-softmax, whatever dtype the projection ran in."""
+    keep = (y >= 0).flatten()
+    row = torch.arange(y.shape[0], device=y.device).repeat_interleave(y.shape[1])[keep]  # (n,)
+    hk, yk = h.flatten(0, 1)[keep], y.flatten()[keep]                                  # (n, dim), (n,)
+    sums = torch.zeros(y.shape[0], dtype=torch.float64, device=y.device)
+    for i in range(0, len(yk), LOGIT_ROWS):
+        logits = output(hk[i:i + LOGIT_ROWS]).float()                                   # (<=512, V)
+        logp = -F.cross_entropy(logits, yk[i:i + LOGIT_ROWS], reduction="none")          # log p(y)
+        sums.index_add_(0, row[i:i + LOGIT_ROWS], logp.double())
+    return sums
+
+
+def _progress_bar(total, desc, enabled):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="sent", disable=not enabled, leave=False, file=sys.stderr)
+
+
+def resolve_dtype(dtype, device: torch.device):
+    """None or "auto" -> bfloat16 on a GPU that has it, float32 otherwise; strings -> torch dtypes."""
+    if dtype in (None, "auto"):
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in names:
+        raise SystemExit(f"--dtype {dtype}: use one of {', '.join(names)}")
+    return names[dtype]
+
+
+def default_batch_tokens(device: torch.device) -> int:
+    # CPU: 2k positions were as fast as any size from 1k to 16k for Model A, and larger batches
+    # slower (bench/eval_throughput.py); a GPU wants far larger batches to be kept busy
+    return 32768 if device.type == "cuda" else 2048
+
+
+# -------------------------------------------------------------------------------------- aggregation
+
+def credit(good_scores, bad_scores) -> np.ndarray:
+    """Per pair: 1 if score(good) > score(bad), 0.5 for an exact tie, 0 otherwise."""
+    return np.where(good_scores > bad_scores, 1.0, np.where(good_scores == bad_scores, 0.5, 0.0))
+
+
+def wilson_interval(p: float, n: int, z: float = Z95):
+    """95% score interval for a proportion (Wilson 1927):
+    (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n). Unlike p +- z sqrt(p(1-p)/n) it
+    stays inside [0, 1] and does not collapse to a point at 0% or 100%. A tie counts as half a
+    success in p, so the interval is approximate where there are many ties."""
+    if n == 0:
+        return [float("nan"), float("nan")]
+    d = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / d
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def summarize(c: np.ndarray, paradigms: np.ndarray) -> dict:
+    """One line of the table for the pairs given (credits c, paradigm names alongside).
+
+    micro = mean credit over pairs, with a Wilson interval.
+    macro = (1/P) sum_p acc_p over the P paradigms, with the normal interval
+            macro +- z sqrt(sum_p acc_p (1 - acc_p) / n_p) / P   (pairs sampled within paradigms).
+    """
+    names, inverse, counts = np.unique(paradigms, return_inverse=True, return_counts=True)
+    acc = np.bincount(inverse, weights=c) / counts
+    macro = float(acc.mean())
+    half = Z95 * math.sqrt(float(np.sum(acc * (1 - acc) / counts))) / len(names)
+    micro = float(c.mean())
+    return {"n": int(len(c)), "paradigms": int(len(names)), "wins": int((c == 1).sum()),
+            "ties": int((c == 0.5).sum()), "micro": micro, "micro_ci95": wilson_interval(micro, len(c)),
+            "macro": macro, "macro_ci95": [max(0.0, macro - half), min(1.0, macro + half)]}
+
+
+def aggregate(pairs, c: np.ndarray) -> dict:
+    """Per paradigm, per value of each group key present (field, linguistics_term, phenomenon) and
+    in total. Pairs without a key's value are grouped under "(none)"."""
+    paradigms = np.array([p["paradigm"] for p in pairs])
+    result = {"total": summarize(c, paradigms), "paradigms": {}}
+    for name in dict.fromkeys(paradigms):      # file order
+        mask = paradigms == name
+        cp = c[mask]
+        acc = float(cp.mean())
+        line = {"n": int(mask.sum()), "wins": int((cp == 1).sum()), "ties": int((cp == 0.5).sum()),
+                "accuracy": acc, "ci95": wilson_interval(acc, int(mask.sum()))}
+        first = pairs[int(np.argmax(mask))]
+        line.update({k: first[k] for k in GROUP_KEYS if k in first})
+        result["paradigms"][str(name)] = line
+    for key in GROUP_KEYS:
+        if not any(key in p for p in pairs):
+            continue
+        values = np.array([p.get(key, "(none)") for p in pairs])
+        result[f"by_{key}"] = {str(v): summarize(c[values == v], paradigms[values == v])
+                               for v in sorted(set(values))}
+    return result
+
+
+# ------------------------------------------------------------------------------------------- driver
+
+def evaluate(model, tokenizer, suites="blimp", *, data_root: str = DEFAULT_DATA_ROOT, fast: bool = False,
+             leading_space: bool = False, bos: bool = True, batch_tokens: int = None, dtype=None,
+             progress: bool = True) -> dict:
+    """Score model on each suite (a comma-separated string or a list of suite names, pair files
+    and folders). Returns the JSON-able result that --out writes; the model's train/eval mode is
+    left as it was found. Pass the plain model, not a torch.compile'd one (every batch has
+    another shape)."""
+    if isinstance(suites, str):
+        suites = [s for s in suites.split(",") if s]
+    device = next(model.parameters()).device
+    dtype = resolve_dtype(dtype, device)
+    batch_tokens = batch_tokens or default_batch_tokens(device)
+    if bos and tokenizer.bos_id is None:
+        raise SystemExit("tokenizer has no BOS token: score with --no-bos")
+    settings = {"bos": bos, "leading_space": leading_space, "fast": fast, "dtype": str(dtype).replace("torch.", ""),
+                "batch_tokens": batch_tokens, "device": str(device), "data_root": os.path.abspath(data_root)}
+    result = {"settings": settings, "suites": {}}
+    named = [suite_files(s, data_root) for s in suites]   # every file is checked before any scoring
+    was_training = model.training
+    model.eval()
+    try:
+        for k, (name, files) in enumerate(named):
+            name = name if name not in result["suites"] else suites[k]   # two files with one stem
+            t0 = time.time()
+            pairs = read_pairs(files, fast)
+            seqs, gi, bi = encode_pairs(pairs, tokenizer, model.cfg.max_seq_len, bos, leading_space)
+            scores = score_sequences(model, seqs, batch_tokens, dtype, tokenizer.pad_id or 0, progress, name)
+            seconds = time.time() - t0
+            r = {"files": [os.path.relpath(f, data_root) if name in SUITES else f for f in files],
+                 "seconds": round(seconds, 2), "pairs_per_second": round(len(pairs) / seconds, 1)}
+            r.update(aggregate(pairs, credit(scores[gi], scores[bi])))
+            result["suites"][name] = r
+    finally:
+        model.train(was_training)
+    return result
+
+
+def format_table(name: str, r: dict, settings: dict = None) -> str:
+    """The result of one suite as a fixed-width table (accuracies in %)."""
+    def row(label, n, ties, acc, ci):
+        return f"{label[:52]:<52} {n:>7} {ties:>5} {100 * acc:>6.1f}  [{100 * ci[0]:5.1f}, {100 * ci[1]:5.1f}]"
+
+    t = r["total"]
+    head = f"{name}: {t['paradigms']} paradigms, {t['n']} pairs, {r['seconds']:.1f} s ({r['pairs_per_second']:.0f} pairs/s)"
+    if settings:
+        head += (f"; {'BOS' if settings['bos'] else 'no BOS'}, {'leading space' if settings['leading_space'] else 'no leading space'}"
+                 f", {settings['dtype']}{', fast (200 per paradigm)' if settings['fast'] else ''}")
+    rule = "-" * 89
+    lines = [head, rule, f"{'paradigm':<52} {'pairs':>7} {'ties':>5} {'acc %':>6}  95% interval", rule]
+    lines += [row(k, v["n"], v["ties"], v["accuracy"], v["ci95"]) for k, v in r["paradigms"].items()]
+    for key in GROUP_KEYS:
+        if f"by_{key}" in r:
+            lines += [rule, f"by {key} (macro over its paradigms)", rule]
+            lines += [row(k, v["n"], v["ties"], v["macro"], v["macro_ci95"]) for k, v in r[f"by_{key}"].items()]
+    lines += [rule, row("macro: mean over paradigms (headline)", t["n"], t["ties"], t["macro"], t["macro_ci95"]),
+              row("micro: mean over pairs", t["n"], t["ties"], t["micro"], t["micro_ci95"]), rule]
+    return "\n".join(lines)
+
+
+def load_model(path: str, device: str, tokenizer_path: str = None):
+    """(model, tokenizer) from a train.py checkpoint or an export_hf.py folder."""
+    from tokenize_data import Tokenizer, load_tokenizer
+    if os.path.isdir(path):
+        try:
+            from export_hf import load_hf
+        except ImportError:
+            raise SystemExit(f"{path}: is a folder, and reading exported folders needs export_hf.py")
+        model, tokenizer = load_hf(path)
+        model = model.to(device)
+    else:
+        from model import load_checkpoint
+        model, ckpt = load_checkpoint(path, device)
+        tokenizer = Tokenizer.from_dict(ckpt["tokenizer"]) if ckpt.get("tokenizer") else None
+    if tokenizer_path:
+        tokenizer = load_tokenizer(tokenizer_path)
+    if tokenizer is None:
+        raise SystemExit(f"{path}: holds no tokenizer; give one with --tokenizer")
+    if tokenizer.vocab_size > model.cfg.vocab_size:
+        raise SystemExit(f"{path}: tokenizer has {tokenizer.vocab_size} tokens, the model only {model.cfg.vocab_size}")
+    return model, tokenizer
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Minimal-pair evaluation (BLiMP and peers) of a causal LM.",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="a train.py checkpoint (.pt) or an export_hf.py folder")
+    ap.add_argument("--suite", default="blimp",
+                    help=f"comma-separated suites ({', '.join(SUITES)}), pair files or folders (default blimp)")
+    ap.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="where the suites live (default ../shared/data)")
+    ap.add_argument("--fast", action="store_true", help=f"first {FAST_PAIRS} pairs of each paradigm")
+    ap.add_argument("--out", help="write the full result as JSON here")
+    ap.add_argument("--leading-space", action="store_true", help='score " " + sentence (lm-eval\'s convention)')
+    ap.add_argument("--no-bos", action="store_true", help="do not condition on BOS; the first token is not scored")
+    ap.add_argument("--batch-tokens", type=int, help="input positions per forward pass (default 2048 CPU, 32768 GPU)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="forward-pass precision; auto = bfloat16 on a GPU, float32 on CPU")
+    ap.add_argument("--tokenizer", help="a tokenizer file or data folder, for checkpoints without one")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    if args.batch_tokens is not None and args.batch_tokens < 1:
+        raise SystemExit(f"--batch-tokens {args.batch_tokens}: must be at least 1")
+
+    model, tokenizer = load_model(args.model, args.device, args.tokenizer)
+    result = evaluate(model, tokenizer, args.suite, data_root=args.data_root, fast=args.fast,
+                      leading_space=args.leading_space, bos=not args.no_bos, batch_tokens=args.batch_tokens,
+                      dtype=args.dtype, progress=not args.no_progress)
+    result["model"] = os.path.abspath(args.model)
+    result["command"] = " ".join(["python", "eval_blimp.py"] + (argv if argv is not None else sys.argv[1:]))
+    for name, r in result["suites"].items():
+        print(format_table(name, r, result["settings"]) + "\n")
+    if len(result["suites"]) > 1:
+        for name, r in result["suites"].items():
+            t = r["total"]
+            print(f"{name:<20} macro {100 * t['macro']:5.1f}   micro {100 * t['micro']:5.1f}   ({t['n']} pairs)")
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=1, ensure_ascii=False)
+        os.replace(tmp, args.out)
+        print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""
+Specification of tokenize_data.py, checked on small samples of the real corpora in ../shared/data.
+
+    python -m pytest tests/test_tokenize_data.py -q
+"""
+
+import base64
+import collections
+import gzip
+import hashlib
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tokenize_data as td  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+CORPORA = os.path.join(SHARED, "corpora")
+FOLDERS = {"eng": "en", "nld": "nl", "zho": "zh"}
+
+if not os.path.isdir(CORPORA):
+    pytest.skip(f"{CORPORA}: the shared corpora are not here", allow_module_level=True)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def real_lines(folder: str, name: str) -> list:
+    """Lines of a real corpus file, read independently of tokenize_data (split at \\n only)."""
+    with gzip.open(os.path.join(CORPORA, folder, name), "rb") as f:
+        return [line for line in f.read().decode("utf-8").split("\n") if line.strip()]
+
+
+def make_corpus(root, files: dict) -> str:
+    """files: {"en/a.txt": list of lines or raw bytes}. Returns the corpus path."""
+    for rel, content in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = content if isinstance(content, bytes) else "".join(line + "\n" for line in content).encode("utf-8")
+        with (gzip.open(path, "wb") if rel.endswith(".gz") else open(path, "wb")) as f:
+            f.write(data)
+    return str(root)
+
+
+def head(folder: str, name: str, max_bytes: int) -> list:
+    lines, size = [], 0
+    for line in real_lines(folder, name):
+        if size >= max_bytes:
+            break
+        lines.append(line)
+        size += len(line.encode("utf-8"))
+    return lines
+
+
+def run(corpus, out, *args) -> dict:
+    return td.main(["--corpus", str(corpus), "--out", str(out), *map(str, args)])
+
+
+def documents(out, lang: str, split: str, tok=None) -> list:
+    """The documents of a bin: split at BOS, each decoded."""
+    tok = tok or td.load_tokenizer(str(out))
+    meta_dtype = np.uint16 if tok.vocab_size <= 65535 else np.uint32
+    ids = np.fromfile(os.path.join(out, lang, f"{split}.bin"), dtype=meta_dtype)
+    starts = list(np.flatnonzero(ids == tok.bos_id)) + [len(ids)]
+    assert len(ids) == 0 or starts[0] == 0, "a bin starts with BOS"
+    return [tok.decode(ids[a + 1:b]) for a, b in zip(starts, starts[1:])]
+
+
+def han_words(text: str) -> int:
+    """Independent count for Chinese: Han characters, plus runs of other letters/digits/underscore."""
+    count, in_run = 0, False
+    for c in text:
+        o = ord(c)
+        han = 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3134F
+        word = (c.isalnum() or c == "_") and not han
+        count += han or (word and not in_run)
+        in_run = word
+    return count
+
+
+def leftovers(parent) -> list:
+    return [n for n in os.listdir(parent) if ".tmp-" in n or ".old-" in n]
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    """~40 KB from the start of every real source file, in the real folder layout (en/ nl/ zh/)."""
+    root = tmp_path_factory.mktemp("corpus")
+    files = {}
+    for folder in ("en", "nl", "zh"):
+        for name in sorted(os.listdir(os.path.join(CORPORA, folder))):
+            files[f"{folder}/{name}"] = head(folder, name, 40_000)
+    return make_corpus(root, files), files
+
+
+@pytest.fixture(scope="module")
+def data_dir(small_corpus, tmp_path_factory):
+    """The small corpus tokenized with a freshly trained 1000-token BPE: other tests reuse its tokenizer."""
+    out = tmp_path_factory.mktemp("data") / "small"
+    run(small_corpus[0], out, "--vocab-size", 1000)
+    return out
+
+
+# ---------------------------------------------------------------------------- tokenizer
+
+def test_round_trip_on_real_text_of_every_language(data_dir):
+    tok = td.load_tokenizer(str(data_dir))
+    assert (tok.backend, tok.vocab_size, tok.bos_id, tok.eos_id, tok.pad_id) == ("bpe", 1000, 0, 1, 2)
+    for folder in ("en", "nl", "zh"):
+        lines = []
+        for name in sorted(os.listdir(os.path.join(CORPORA, folder))):
+            lines += real_lines(folder, name)[::10]  # every 10th line of every file, most of it unseen in training
+        assert len(lines) > 4000
+        for line, ids in zip(lines, tok.encode_batch(lines)):
+            assert ids == tok.encode(line)
+            assert tok.decode(ids) == line
+    tricky = ["  two leading spaces", "trailing ", "tab\tand\u00a0nbsp", "emoji 🦜 and 𠀀 (outside the BMP)",
+              "<s> and </s> are text here", "a\rb", "e\u0301 combining", "▁ U+2581"]
+    for text in tricky:
+        ids = tok.encode(text)
+        assert tok.decode(ids) == text
+        assert tok.bos_id not in ids and tok.eos_id not in ids
+
+
+def test_tokenizer_travels_as_plain_data(data_dir):
+    tok = td.load_tokenizer(str(data_dir))
+    again = td.Tokenizer.from_dict(tok.to_dict())
+    assert again.sha256 == tok.sha256 == hashlib.sha256(open(data_dir / "tokenizer.json", "rb").read()).hexdigest()
+    text = "Het meisje leest een boek. 她在看书。 The girl reads."
+    assert again.encode(text) == tok.encode(text)
+    assert td.load_tokenizer(str(data_dir / "tokenizer.json")).encode(text) == tok.encode(text)
+
+
+def test_long_documents_are_encoded_in_pieces_exactly(data_dir):
+    tok = td.load_tokenizer(str(data_dir))
+    text = " ".join(real_lines("en", "ud_ewt.txt.gz")[:3000])  # ~230 KB, several pieces
+    pieces = td.split_long(text)
+    assert len(pieces) > 3 and "".join(pieces) == text and max(map(len, pieces)) <= td.PIECE_CHARS
+    tokens, lengths = td.encode_documents(tok, [text], np.uint16)
+    assert list(tokens) == [tok.bos_id] + tok.encode(text)  # cut at spaces: identical to the whole
+
+
+def test_words_are_whitespace_words_or_han_characters():
+    assert td.count_words("Hello,  world !", "eng") == 3
+    assert td.count_words("我爱北京。Hello world 2024年", "zho") == 8  # 我 爱 北 京, Hello, world, 2024, 年
+    line = real_lines("zh", "cmrc2018_wiki.txt.gz")[0]
+    assert td.count_words(line, "zho") == han_words(line)
+
+
+# ---------------------------------------------------------------------------- output layout
+
+def test_bins_decode_back_to_the_source_documents(small_corpus, data_dir):
+    import json
+    meta = json.load(open(data_dir / "meta.json"))
+    tok = td.load_tokenizer(str(data_dir))
+    assert meta["dtype"] == "uint16" and meta["vocab_size"] == 1000 and meta["tokenizer"]["file"] == "tokenizer.json"
+    assert meta["command"].startswith("python tokenize_data.py --corpus ")
+    corpus, files = small_corpus
+    for lang, folder in FOLDERS.items():
+        source = [line for rel, lines in files.items() if rel.startswith(folder + "/") for line in lines]
+        train, val = documents(data_dir, lang, "train", tok), documents(data_dir, lang, "val", tok)
+        assert collections.Counter(train + val) == collections.Counter(source)
+        it = iter(source)
+        assert all(doc in it for doc in train), "training documents keep their file order"
+        assert 0 < len(val) < 0.15 * len(source)
+        info = meta["languages"][lang]
+        for split, docs in (("train", train), ("val", val)):
+            ids = np.fromfile(data_dir / lang / f"{split}.bin", dtype=np.uint16)
+            words = sum(han_words(d) if lang == "zho" else len(d.split()) for d in docs)
+            assert info[split] == {"tokens": len(ids), "documents": len(docs), "words": words,
+                                   "bytes": sum(len(d.encode("utf-8")) for d in docs)}
+        # the pipeline's ids are exactly [BOS] + encode(document), document after document
+        ids = np.fromfile(data_dir / lang / "train.bin", dtype=np.uint16)
+        expected = [i for d in train for i in [tok.bos_id] + tok.encode(d)]
+        assert ids.tolist() == expected
+        text_tokens = info["train"]["tokens"] - info["train"]["documents"]
+        assert info["tokens_per_byte"] == round(text_tokens / info["train"]["bytes"], 6)
+        assert info["tokens_per_word"] == round(text_tokens / info["train"]["words"], 6)
+        assert sum(s["train_bytes"] for s in info["sources"].values()) == info["train"]["bytes"]
+        assert sum(s["val_tokens"] for s in info["sources"].values()) == info["val"]["tokens"]
+
+
+def test_validation_split_does_not_depend_on_seed_or_budget(small_corpus, data_dir, tmp_path):
+    out = tmp_path / "other"
+    run(small_corpus[0], out, "--tokenizer", data_dir, "--seed", 7, "--budget", "30K")
+    for lang in FOLDERS:
+        assert documents(out, lang, "val") == documents(data_dir, lang, "val")
+        assert documents(out, lang, "train") != documents(data_dir, lang, "train")
+
+
+# ---------------------------------------------------------------------------- budgets
+
+def test_round_robin_gives_equal_bytes_per_source(tmp_path, data_dir):
+    files = {f"en/{n}": head("en", n, 60_000) for n in ("ud_ewt.txt.gz", "commonvoice_en.txt.gz",
+                                                      "gutenberg_children_en.txt.gz")}
+    files["en/african_storybook_en.txt.gz"] = head("en", "african_storybook_en.txt.gz", 10_000)
+    corpus = make_corpus(tmp_path / "c", files)
+    longest = max(len(line.encode("utf-8")) for lines in files.values() for line in lines)
+
+    meta = run(corpus, tmp_path / "a", "--tokenizer", data_dir, "--mode", "round_robin", "--total-bytes", 32_000)
+    got = [s["train_bytes"] for s in meta["languages"]["eng"]["sources"].values()]
+    assert len(got) == 4 and max(got) - min(got) < longest  # 8 KB each, within one line
+    assert 32_000 <= sum(got) < 32_000 + longest
+    again = run(corpus, tmp_path / "b", "--tokenizer", data_dir, "--mode", "round_robin", "--total-bytes", 32_000)
+    assert open(tmp_path / "a/eng/train.bin", "rb").read() == open(tmp_path / "b/eng/train.bin", "rb").read()
+
+    # a source with less than its share gives all it has; the others share the rest equally
+    meta = run(corpus, tmp_path / "c2", "--tokenizer", data_dir, "--mode", "round_robin", "--total-bytes", 120_000)
+    src = meta["languages"]["eng"]["sources"]
+    small = src["african_storybook_en"]
+    assert small["train_documents"] + small["val_documents"] == small["documents"]  # all of it was taken
+    others = [s["train_bytes"] for name, s in src.items() if name != "african_storybook_en"]
+    assert max(others) - min(others) < longest and min(others) > 30_000 + 2_000
+    assert 120_000 <= sum(s["train_bytes"] for s in src.values()) < 120_000 + longest
+
+
+@pytest.mark.parametrize("unit", ["bytes", "words", "tokens", "eng_bytes"])
+def test_budget_in_each_unit(small_corpus, data_dir, tmp_path, unit, monkeypatch):
+    monkeypatch.setattr(td, "GATHER_DOCS", 7)  # a token budget copies the chosen documents in blocks: many here
+    budget = 20_000 if unit != "words" else 3_000
+    meta = run(small_corpus[0], tmp_path / unit, "--tokenizer", data_dir, "--budget", budget, "--unit", unit)
+    # English-equivalent bytes, hand-computed with the table's premiums (nld 1.0516057206199363, zho 0.9359663917979646)
+    own = {"eng": 20_000.0, "nld": 21_032.114412, "zho": 18_719.327836} if unit == "eng_bytes" else \
+        {lang: float(budget) for lang in FOLDERS}
+    key = {"bytes": "bytes", "eng_bytes": "bytes", "words": "words", "tokens": "tokens"}[unit]
+    for lang in FOLDERS:
+        info = meta["languages"][lang]
+        assert info["budget"]["in_own_units"] == pytest.approx(own[lang], abs=1e-3)
+        docs = documents(tmp_path / unit, lang, "train")
+        tok = td.load_tokenizer(str(tmp_path / unit))
+        sizes = {"bytes": [len(d.encode("utf-8")) for d in docs],
+                 "words": [han_words(d) if lang == "zho" else len(d.split()) for d in docs],
+                 "tokens": [len(tok.encode(d)) + 1 for d in docs]}[key]  # a document's tokens include its BOS
+        assert info["train"][key] == sum(sizes)
+        assert own[lang] <= sum(sizes) < own[lang] + max(sizes), "reaches the budget, passes it by < one document"
+
+
+def test_budget_larger_than_the_data_fails_with_the_numbers(small_corpus, data_dir, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        run(small_corpus[0], tmp_path / "x", "--tokenizer", data_dir, "--budget", "eng=5M")
+    assert "eng: budget of 5,000,000 bytes but only" in str(e.value) and "available" in str(e.value)
+    assert not os.path.exists(tmp_path / "x") and leftovers(tmp_path) == []
+    with pytest.raises(SystemExit) as e:  # known only after encoding: still no partial output
+        run(small_corpus[0], tmp_path / "y", "--tokenizer", data_dir, "--budget", "1M", "--unit", "tokens")
+    assert "budget of 1,000,000 tokens but only" in str(e.value)
+    assert not os.path.exists(tmp_path / "y") and leftovers(tmp_path) == []
+
+
+def test_byte_premium_is_read_from_the_tables():
+    table = os.path.join(SHARED, "byte_premium", "byte_coefs_20240233.tsv")
+    merged = os.path.join(SHARED, "byte_premium", "all_merged_20240223.tsv")
+    expected = {"eng": 1.0, "nld": 1.0516057206199363, "zho": 0.9359663917979646}  # the nllb values in the files
+    assert td.read_byte_premium(table, list(expected)) == expected
+    assert td.read_byte_premium(merged, list(expected)) == expected
+
+
+# ---------------------------------------------------------------------------- determinism
+
+def test_same_seed_gives_byte_identical_output(small_corpus, tmp_path):
+    def files(out):
+        return {os.path.relpath(os.path.join(d, n), out): open(os.path.join(d, n), "rb").read()
+                for d, _, names in os.walk(out) for n in names}
+    args = ["--force", "--languages", "eng,nld", "--vocab-size", 600, "--budget", "25K", "--seed", 3]
+    run(small_corpus[0], tmp_path / "d", *args)
+    first = files(tmp_path / "d")
+    run(small_corpus[0], tmp_path / "d", *args)  # the same command again, tokenizer training included
+    assert files(tmp_path / "d") == first
+    assert sorted(first) == ["eng/train.bin", "eng/val.bin", "meta.json", "nld/train.bin", "nld/val.bin",
+                             "tokenizer.json"]
+    run(small_corpus[0], tmp_path / "e", *args[:-1], 4)
+    assert files(tmp_path / "e")["eng/train.bin"] != first["eng/train.bin"]
+
+
+# ---------------------------------------------------------------------------- bad input
+
+def test_invalid_utf8_fails_naming_file_and_line_or_is_skipped(tmp_path, data_dir):
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": b"a good line\nbad \xff\xfe line\nanother line\n"})
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "x", "--tokenizer", data_dir)
+    assert f"{os.path.join(corpus, 'en', 'a.txt')}:2: invalid UTF-8" in str(e.value)
+    assert not os.path.exists(tmp_path / "x") and leftovers(tmp_path) == []
+    meta = run(corpus, tmp_path / "y", "--tokenizer", data_dir, "--on-bad-utf8", "skip", "--val-fraction", 0)
+    assert meta["languages"]["eng"]["skipped_lines"]["bad_utf8"] == 1
+    assert documents(tmp_path / "y", "eng", "train") == ["a good line", "another line"]
+
+
+def test_empty_files_and_languages(tmp_path, data_dir, capsys):
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one", "two", "three"], "en/empty.txt": b"",
+                                          "en/blank.txt.gz": b"\n  \n\n"})
+    meta = run(corpus, tmp_path / "x", "--tokenizer", data_dir)
+    assert "empty.txt: no text" in capsys.readouterr().out
+    assert meta["languages"]["eng"]["sources"]["empty"]["documents"] == 0
+    assert meta["languages"]["eng"]["skipped_lines"]["empty"] == 3
+    corpus = make_corpus(tmp_path / "d", {"en/a.txt": ["one"], "nl/empty.txt": b"\n"})
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "y", "--tokenizer", data_dir)
+    assert f"{os.path.join(corpus, 'nl')}: no text in any of its 1 file(s)" in str(e.value)
+    os.makedirs(tmp_path / "d" / "zh")
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "y", "--tokenizer", data_dir, "--languages", "zho")
+    assert "no .txt, .txt.gz, .train or .dev files" in str(e.value)
+
+
+def test_unknown_language_folder(tmp_path, data_dir):
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one"], "xx/a.txt": ["un"]})
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "x", "--tokenizer", data_dir)
+    assert "unknown language folder 'xx'" in str(e.value)
+    run(corpus, tmp_path / "y", "--tokenizer", data_dir, "--languages", "en")  # chosen languages only: fine
+
+
+def test_crlf_line_ends_give_the_same_tokens(tmp_path, data_dir, capsys):
+    lines = head("nl", "ud_nl.txt.gz", 5_000)
+    lf = make_corpus(tmp_path / "lf", {"nl/a.txt": "".join(l + "\n" for l in lines).encode()})
+    crlf = make_corpus(tmp_path / "crlf", {"nl/a.txt": "".join(l + "\r\n" for l in lines).encode()})
+    run(lf, tmp_path / "x", "--tokenizer", data_dir)
+    run(crlf, tmp_path / "y", "--tokenizer", data_dir)
+    assert f"{len(lines)} line(s) end in CRLF" in capsys.readouterr().out
+    for split in ("train", "val"):
+        assert open(tmp_path / f"x/nld/{split}.bin", "rb").read() == open(tmp_path / f"y/nld/{split}.bin", "rb").read()
+    assert not any("\r" in d for d in documents(tmp_path / "y", "nld", "train"))
+
+
+def test_a_line_of_several_megabytes(tmp_path, data_dir, capsys):
+    english = " ".join(real_lines("en", "commonvoice_en.txt.gz"))[:1_200_000]
+    chinese = "".join(real_lines("zh", "commonvoice_zh.txt.gz"))[:300_000]  # ~0.9 MB without a single space
+    huge = english + chinese
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt.gz": ["a short line", huge, "another short line"]})
+    meta = run(corpus, tmp_path / "x", "--tokenizer", data_dir, "--val-fraction", 0)
+    assert f"a.txt.gz:2: a {len(huge.encode()) / 1e6:.1f} MB line" in capsys.readouterr().out
+    assert documents(tmp_path / "x", "eng", "train") == ["a short line", huge, "another short line"]
+    assert meta["languages"]["eng"]["train"]["documents"] == 3
+
+
+def test_existing_output_is_not_overwritten_without_force(small_corpus, data_dir, tmp_path):
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one", "two"]})
+    run(corpus, tmp_path / "out", "--tokenizer", data_dir)
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "out", "--tokenizer", data_dir)
+    assert "already exists (pass --force" in str(e.value)
+    run(corpus, tmp_path / "out", "--tokenizer", data_dir, "--force")
+    assert leftovers(tmp_path) == []
+    os.makedirs(tmp_path / "mine")
+    open(tmp_path / "mine" / "notes.txt", "w").write("precious")
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "mine", "--tokenizer", data_dir, "--force")
+    assert "not a data folder written by tokenize_data.py" in str(e.value)
+    assert open(tmp_path / "mine" / "notes.txt").read() == "precious"
+
+
+# ---------------------------------------------------------------------------- other backends
+
+def test_sentencepiece_backend(small_corpus, tmp_path):
+    out = tmp_path / "spm"
+    meta = run(small_corpus[0], out, "--backend", "spm", "--vocab-size", 3000, "--spm-character-coverage", 0.98,
+               "--budget", "15K")
+    assert meta["tokenizer"]["file"] == "tokenizer.model" and meta["tokenizer"]["spm_model_type"] == "bpe"
+    tok = td.load_tokenizer(str(out))
+    assert (tok.backend, tok.bos_id, tok.eos_id, tok.pad_id) == ("spm", 0, 1, 2)
+    for lang, folder in FOLDERS.items():
+        name = sorted(os.listdir(os.path.join(CORPORA, folder)))[-1]
+        for line in real_lines(folder, name)[::50][:100]:
+            assert tok.decode(tok.encode(line)) == line
+        train = documents(out, lang, "train", tok)
+        assert sum(len(d.encode()) for d in train) == meta["languages"][lang]["train"]["bytes"]
+    assert td.Tokenizer.from_dict(tok.to_dict()).encode("twee woorden") == tok.encode("twee woorden")
+
+
+def test_tiktoken_backend_needs_a_local_file(tmp_path, data_dir, monkeypatch):
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["The cat sat on the mat.", "A dog ran.", "Then it slept."]})
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "x", "--backend", "tiktoken")
+    assert "local .tiktoken file" in str(e.value)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty-cache"))
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "x", "--backend", "tiktoken", "--tokenizer", "cl100k_base")
+    assert "cl100k_base: no local copy" in str(e.value) and "cl100k_base.tiktoken" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "x", "--backend", "tiktoken", "--tokenizer", tmp_path / "missing.tiktoken")
+    assert "no such .tiktoken file" in str(e.value)
+    assert not os.path.exists(tmp_path / "x")
+
+    # a tiny encoding file, registered as if it were one of OpenAI's: the backend works end to end
+    merges = [b"th", b"the", b" t", b" the", b"at", b" c", b" cat"]
+    ranks = [bytes([i]) for i in range(256)] + merges
+    blob = b"".join(base64.b64encode(t) + b" " + str(r).encode() + b"\n" for r, t in enumerate(ranks))
+    (tmp_path / "tiny.tiktoken").write_bytes(blob)
+    known = dict(td._tiktoken_known())
+    known[hashlib.sha256(blob).hexdigest()] = {"name": "tiny", "url": "", "special_tokens": {"<|endoftext|>": 263},
+                                               "pat_str": known[next(iter(known))]["pat_str"]}
+    monkeypatch.setattr(td, "_tiktoken_known", lambda: known)
+    meta = run(corpus, tmp_path / "t", "--backend", "tiktoken", "--tokenizer", tmp_path / "tiny.tiktoken",
+               "--val-fraction", 0)
+    assert (meta["vocab_size"], meta["bos_id"], meta["eos_id"], meta["pad_id"]) == (267, 264, 265, 266)
+    assert meta["tokenizer"]["file"] == "tokenizer.tiktoken"
+    tok = td.load_tokenizer(str(tmp_path / "t"))
+    assert tok.encode("The cat") == [ord("T"), ord("h"), ord("e"), 262]  # " cat" is one token
+    assert documents(tmp_path / "t", "eng", "train", tok) == ["The cat sat on the mat.", "A dog ran.", "Then it slept."]
+
+
+# ---------------------------------------------------------------------------- command line
+
+def test_model_a_and_total_bytes_are_shorthands(small_corpus, data_dir, tmp_path):
+    cfg, _ = td.parse_args(["--out", "x", "--model-a"])
+    assert (cfg.languages, cfg.mode, cfg.budget, cfg.unit) == ("eng", "round_robin", "2000000", "bytes")
+    cfg, _ = td.parse_args(["--out", "x", "--mode", "round_robin", "--total-bytes", "2000000"])
+    assert (cfg.mode, cfg.budget, cfg.unit) == ("round_robin", "2000000", "bytes")
+    with pytest.raises(SystemExit) as e:  # a total for several languages would be ambiguous
+        run(small_corpus[0], tmp_path / "x", "--tokenizer", data_dir, "--total-bytes", "10K")
+    assert "--total-bytes is for one language; 3 found" in str(e.value)
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    import subprocess
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tokenize_data.py")
+    missing = str(tmp_path / "no-such-corpus")
+    r = subprocess.run([sys.executable, script, "--corpus", missing, "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == f"{missing}: no such folder (expected a corpus folder with en/ nl/ zh/ sub-folders)\n"
