@@ -166,6 +166,10 @@ def tokenizer_files(tokenizer: Tokenizer, max_seq_len: int) -> dict:
         raise SystemExit("tokenizer has no <s> / </s> special tokens; cannot export it")
     tok = json.loads(tokenizer.blob.decode("utf-8"))
     old = tok.get("post_processor")  # None, or e.g. ByteLevel (offset trimming): keep it, then add BOS
+    if old is not None and old.get("type") == "TemplateProcessing":
+        # tokenize_data.py's own "<s> $A": ours replaces it (tokenizers runs a Sequence of two templates
+        # as <s> <s> <s> $A, and panics on a pair); our encode never applied it
+        old = None
     template = bos_template(tokenizer.bos_id)
     tok["post_processor"] = template if old is None else {"type": "Sequence", "processors": [old, template]}
     specials = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>" if tokenizer.pad_id is not None else None}
@@ -178,6 +182,9 @@ def tokenizer_files(tokenizer: Tokenizer, max_seq_len: int) -> dict:
         "clean_up_tokenization_spaces": False,  # so that decode(encode(t)) == t
         "model_max_length": max_seq_len,
         "padding_side": "right",
+        # LLaMA takes no token_type_ids; without this, 4.x's PreTrainedTokenizerFast returns them and
+        # model.generate(**tok(text, return_tensors="pt")) raises
+        "model_input_names": ["input_ids", "attention_mask"],
     }
     return {"tokenizer.json": json.dumps(tok, ensure_ascii=False, indent=2),
             "tokenizer_config.json": json.dumps(config, indent=2),

@@ -330,7 +330,7 @@ def unique_token_budget(stats: dict, languages, budget: float, unit: str, eng_by
 # The batch source
 
 class Mixer:
-    """The batch source train.py draws from (CONTRACTS.md, "Batch source").
+    """The batch source train.py draws from; train.TokenWindows is the other one, with the same methods.
 
         mixer = Mixer(cfg, data_dir, batch_size, block_size, seed, rank, world_size)
         x, y, lang = mixer.get_batch(step, micro_step)   # x, y: (B, T) int64; lang: str or "mixed"

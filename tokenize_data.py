@@ -25,7 +25,7 @@ What happens, in order (each step is one function below):
 Everything is written to a temporary folder that is renamed to --out at the end, so a failure leaves
 nothing behind, and an existing --out is only replaced with --force.
 
-Output (see CONTRACTS.md):  <out>/meta.json, <out>/tokenizer.json (or .model / .tiktoken),
+Output (the README's "Data layout"):  <out>/meta.json, <out>/tokenizer.json (or .model / .tiktoken),
 <out>/<lang>/train.bin, <out>/<lang>/val.bin  -- read with np.memmap(path, dtype=meta["dtype"], mode="r").
 """
 

@@ -99,7 +99,7 @@ def random_model(cfg: ModelConfig, seed: int = 0) -> Transformer:
 
 
 def save_ckpt(path, model, tok, **extra):
-    """A checkpoint in the CONTRACTS format, as train.py writes it; extra replaces entries."""
+    """A checkpoint in the format train.py writes; extra replaces entries."""
     ckpt = {"model": model.state_dict(), "model_config": asdict(model.cfg),
             "config": {"lr": 3e-4, "batch_size": 16, "gradient_accumulation_steps": 4, "warmup_iters": 200},
             "tokenizer": tok.to_dict(), "data_meta": DATA_META, "iter_num": 100,
@@ -235,6 +235,24 @@ def test_a_bytelevel_post_processor_is_kept_before_the_bos_template(hf_bpe, tmp_
     assert hf_tok("De kat zit op de mat.")["input_ids"] == [0] + tokenizer.encode("De kat zit op de mat.")
     _, back = export_hf.load_hf(str(tmp_path / "out"))
     assert json.loads(back.blob) == json.loads(tokenizer.blob)
+
+
+def test_the_bos_template_tokenize_data_writes_is_replaced_not_doubled(hf_bpe, tmp_path):
+    """tokenize_data.py's tokenizer.json already carries TemplateProcessing "<s> $A": the export puts
+    exactly one BOS before a text (not <s> <s> <s>), encodes pairs, and returns no token_type_ids,
+    which Transformers 4.x's LLaMA generate(**tok(text)) refuses."""
+    hf_bpe = HFTokenizer.from_str(hf_bpe.to_str())
+    hf_bpe.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                          special_tokens=[("<s>", 0)])
+    tokenizer = Tokenizer("bpe", hf_bpe.to_str().encode())
+    export_hf.export(random_model(TIED), tokenizer, str(tmp_path / "out"))
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    a, b = "De kat zit op de mat.", "小猫在睡觉。"
+    assert hf_tok(a)["input_ids"] == [0] + tokenizer.encode(a)
+    assert hf_tok(a, b)["input_ids"] == [0] + tokenizer.encode(a) + [0] + tokenizer.encode(b)
+    assert "token_type_ids" not in hf_tok(a)
+    _, back = export_hf.load_hf(str(tmp_path / "out"))
+    assert back.encode(a + b) == tokenizer.encode(a + b)
 
 
 # -----------------------------------------------------------------------------
