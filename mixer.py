@@ -264,14 +264,19 @@ def static_prior(cfg: MixerConfig, languages, stats: dict) -> np.ndarray:
         uniform       pi_l = 1 / K
         bytes         pi_l ~ byte_premium_l * tokens_l / bytes_l, the tokens of l per English-equivalent byte:
                       every language gets the same byte-premium-adjusted bytes
-        proportional  pi_l ~ n_l                        (n_l = unique tokens of l)
+        proportional  pi_l ~ n_l                        (n_l = tokens of l's whole train.bin)
         temperature   pi_l ~ n_l ^ alpha                (alpha = 0.3, Conneau et al. 2020)
+
+    n_l is the data a language *has*, not what the budget keeps of it: the budget balances the
+    languages' unique content, so on the budgeted counts `proportional` would equal `bytes` and
+    `temperature` would be nearly uniform. On the available data they are what XLM-R's sampling
+    is: more exposures for the languages with more text (up to the max_epochs cap).
         typological   `typological_prior`
         "eng=0.2,..." as written (must sum to 1)
     """
     K = len(languages)
     p = cfg.prior.strip()
-    n = np.array([stats[l]["unique"] for l in languages], dtype=np.float64)
+    n = np.array([stats[l]["tokens"] for l in languages], dtype=np.float64)
     if p == "uniform":
         return np.full(K, 1.0 / K)
     if p == "bytes":

@@ -3,10 +3,18 @@ Plot and summarise training runs from their log.jsonl files.
 
     python report.py out/model_a --png results/model_a_loss.png --json results/model_a_train.json
     python report.py runs/a runs/b --png compare.png          # several runs on one plot
+    python report.py --study runs/taam_cpu/uniform runs/taam_cpu/taam_v2 ... \
+        --json results/taam_study.json --png results/taam_study.png   # the TAAM study (README, Results II)
 
 The PNG shows training loss and held-out loss (per language) against tokens seen. The JSON holds
 what the README's results tables quote: final training and held-out losses, tokens, wall-clock,
 mean tokens/s. (matplotlib is needed for --png only.)
+
+--study takes one folder per mixing variant, each holding one run folder per seed (seed1/, seed2/,
+...), each with its log.jsonl and the minimal_pairs.json that eval_blimp.py --out wrote. It prints
+a Markdown table of the final pi, the exposures per language, the held-out losses and the minimal-pair
+accuracies, each the mean over seeds (+- the sample standard deviation when there are several), and
+plots pi and held-out loss over training, one row per variant.
 """
 
 import argparse
@@ -81,12 +89,139 @@ def plot(run_dirs, png):
     return png
 
 
+# ----------------------------------------------------------------------------- the TAAM study
+
+STUDY_SUITES = {"blimp": "BLiMP", "blimp_nl": "BLiMP-NL", "zhoblimp": "ZhoBLiMP"}
+
+
+def study_run(run_dir):
+    """The numbers of one seed's run: final pi, exposure shares, held-out losses, minimal pairs."""
+    records = read_log(run_dir)
+    mixer = [r for r in records if r["kind"] == "mixer"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    if not mixer or not evals:
+        raise SystemExit(f"{run_dir}/log.jsonl: no mixer or evaluation records (a run with a mixer?)")
+    last = mixer[-1]
+    total = sum(last["exposures"].values())
+    out = {"run": run_dir, "mixer": last["mixer"], "reward": last["reward_kind"] if last["mixer"] != "static" else None,
+           "steps": last["step"], "floor": last.get("floor"), "pi": last["pi"], "exposure_share": {l: n / total for l, n in last["exposures"].items()},
+           "epochs": last["epochs"], "val_loss": evals[-1]["val_loss"],
+           "pi_curve": [(r["step"], r["pi"]) for r in mixer],
+           "loss_curve": [(r["iter"], r["val_loss"]) for r in evals]}
+    path = os.path.join(run_dir, "minimal_pairs.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            suites = json.load(f)["suites"]
+        out["minimal_pairs"] = {k: suites[k]["total"]["macro"] for k in STUDY_SUITES if k in suites}
+    return out
+
+
+def mean_sd(values):
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else None
+    return {"mean": m, "sd": sd}
+
+
+def study(variant_dirs):
+    """{variant: {"seeds", "mixer", "reward", and mean/sd over seeds of every number}}."""
+    result = {}
+    for vdir in variant_dirs:
+        seeds = sorted(d for d in os.listdir(vdir) if os.path.isfile(os.path.join(vdir, d, "log.jsonl")))
+        if not seeds:
+            raise SystemExit(f"{vdir}: no run folders (seed1/, seed2/ ... with a log.jsonl)")
+        runs = [study_run(os.path.join(vdir, s)) for s in seeds]
+        langs = list(runs[0]["pi"])
+        v = {"seeds": seeds, "mixer": runs[0]["mixer"], "reward": runs[0]["reward"], "steps": runs[0]["steps"],
+             "floor": runs[0]["floor"]}
+        for key in ("pi", "exposure_share", "epochs", "val_loss"):
+            v[key] = {l: mean_sd([r[key][l] for r in runs]) for l in langs}
+        v["val_loss_mean"] = mean_sd([sum(r["val_loss"].values()) / len(langs) for r in runs])
+        if all("minimal_pairs" in r for r in runs):
+            v["minimal_pairs"] = {k: mean_sd([r["minimal_pairs"][k] for r in runs])
+                                  for k in runs[0]["minimal_pairs"]}
+        v["curves"] = [{"pi": r["pi_curve"], "val_loss": r["loss_curve"]} for r in runs]
+        result[os.path.basename(os.path.normpath(vdir))] = v
+    return result
+
+
+def study_table(result):
+    """The README's Markdown table: means over seeds (+- sd)."""
+    def fmt(x, scale=1.0, digits=3):
+        s = f"{scale * x['mean']:.{digits}f}"
+        return s + (f" ± {scale * x['sd']:.{digits}f}" if x["sd"] is not None else "")
+
+    first = next(iter(result.values()))
+    langs = list(first["pi"])
+    suites = [k for k in STUDY_SUITES if k in first.get("minimal_pairs", {})]
+    head = (["variant", "update", "final π (" + " / ".join(langs) + ")", "exposures %"]
+            + [f"held-out loss {l}" for l in langs] + ["mean loss"] + [f"{STUDY_SUITES[k]} %" for k in suites])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, v in result.items():
+        update = v["mixer"] if v["mixer"] == "static" else f"{v['mixer']} ({v['reward']})"
+        row = [name, update, " / ".join(f"{v['pi'][l]['mean']:.3f}" for l in langs),
+               " / ".join(f"{100 * v['exposure_share'][l]['mean']:.0f}" for l in langs)]
+        row += [fmt(v["val_loss"][l]) for l in langs] + [fmt(v["val_loss_mean"])]
+        row += [fmt(v["minimal_pairs"][k], 100, 1) for k in suites]
+        lines.append("| " + " | ".join(row) + " |")
+    n_seeds = sorted({len(v["seeds"]) for v in result.values()})
+    lines.append(f"\n{'/'.join(map(str, n_seeds))} seed(s) per variant; ± is the standard deviation over seeds.")
+    return "\n".join(lines)
+
+
+def study_plot(result, png):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("report.py: --png needs matplotlib (pip install matplotlib)")
+    names = list(result)
+    fig, axes = plt.subplots(len(names), 2, figsize=(11, 2.6 * len(names)), sharex=True, squeeze=False)
+    for row, name in enumerate(names):
+        v = result[name]
+        langs = list(v["pi"])
+        for k, curves in enumerate(v["curves"]):  # every seed; the first one labelled
+            for j, l in enumerate(langs):
+                kw = dict(color=f"C{j}", lw=1.2, alpha=1.0 if k == 0 else 0.35, label=l if k == 0 else None)
+                axes[row, 0].plot([s for s, _ in curves["pi"]], [p[l] for _, p in curves["pi"]], **kw)
+                axes[row, 1].plot([s for s, _ in curves["val_loss"]], [x[l] for _, x in curves["val_loss"]], **kw)
+        if v["floor"]:
+            axes[row, 0].axhline(v["floor"], color="grey", ls="--", lw=0.8)
+        update = "static" if v["mixer"] == "static" else f"{v['mixer']}, {v['reward']}"
+        axes[row, 0].set_ylabel(f"{name}\n({update})", fontsize=8)
+        axes[row, 0].set_ylim(0, 0.75)
+        axes[row, 1].set_ylim(bottom=min(min(x.values()) for c in v["curves"] for _, x in c["val_loss"][1:]) - 0.2,
+                              top=max(max(x.values()) for c in v["curves"] for _, x in c["val_loss"][2:]) + 0.3)
+        for ax in axes[row]:
+            ax.grid(alpha=0.3)
+        axes[row, 0].legend(fontsize=7, loc="upper left", ncol=len(langs))
+    axes[0, 0].set_title("π (sampling probability); dashed: the structural floor")
+    axes[0, 1].set_title("held-out loss (nats/token)")
+    axes[-1, 0].set_xlabel("step")
+    axes[-1, 1].set_xlabel("step")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(png) or ".", exist_ok=True)
+    fig.savefig(png, dpi=110)
+    return png
+
+
 def main():
     p = argparse.ArgumentParser(description="Plot and summarise train.py runs.")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", help="run folders (with --study: one folder of seed runs per variant)")
     p.add_argument("--png", help="write the loss plot here")
     p.add_argument("--json", help="write the summary here")
+    p.add_argument("--study", action="store_true", help="summarise a TAAM study (see the docstring)")
     args = p.parse_args()
+    if args.study:
+        result = study(args.runs)
+        print(study_table(result))
+        if args.json:
+            os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+            with open(args.json, "w") as f:
+                json.dump({k: {kk: vv for kk, vv in v.items() if kk != "curves"} for k, v in result.items()}, f, indent=1)
+        if args.png:
+            print("wrote", study_plot(result, args.png))
+        return
     summaries = [summarise(r) for r in args.runs]
     print(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2))
     if args.json:

@@ -17,10 +17,11 @@ import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Optional
@@ -307,8 +308,34 @@ def main(argv):
     raw_model = model  # its state_dict has no "_orig_mod." or "module." prefixes
     if cfg.compile:
         model = torch.compile(model)
+
+    # -- a rank that dies or hangs: every other rank ends with one line, not a traceback or a hang
+    def last_checkpoint():
+        return f"the last checkpoint is {ckpt_path}" if os.path.isfile(ckpt_path) else "no checkpoint was saved"
+
+    @contextmanager
+    def collective(what):
+        """Around code that waits for every rank. If another rank died, its socket closes and the
+        wait fails at once; if it hangs, the wait fails after ddp_timeout seconds. (Only rank 0
+        writes, between steps and atomically, so ckpt.pt is whole whatever happens here.)"""
+        try:
+            yield
+        except RuntimeError as e:
+            if not (ddp and collective_failed(e)):
+                raise
+            print(file=sys.stderr)  # off rank 0's progress bar line
+            raise SystemExit(f"rank {rank}: lost contact with the other ranks during {what} ({short_reason(e)}); "
+                             f"{last_checkpoint()}") from None
+
+    def on_sigterm(signum, frame):  # torchrun sends SIGTERM to the other ranks when one fails
+        print(file=sys.stderr)
+        raise SystemExit(f"{f'rank {rank}: ' if ddp else ''}stopped by SIGTERM; {last_checkpoint()}")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     if ddp:
-        model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
+        # the only buffers are RoPE's cos/sin tables, the same on every rank: no broadcast per forward
+        with collective("startup"):
+            model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None, forward_sync_buffers=False)
 
     resolved = {**dataclasses.asdict(model_cfg), **dataclasses.asdict(cfg), **dataclasses.asdict(mix_cfg),
                 "max_iters_resolved": max_iters, "world_size": world_size, "dtype_resolved": dtype, "device_resolved": device}
@@ -352,7 +379,8 @@ def main(argv):
                     _, loss = raw_model(chunk[:, :-1], chunk[:, 1:])
                 total += torch.stack([loss.float() * len(chunk), torch.tensor(float(len(chunk)), device=device)])
             if ddp:
-                dist.all_reduce(total)
+                with collective(f"evaluation at iteration {iter_num}"):
+                    dist.all_reduce(total)
             losses[lang] = (total[0] / total[1]).item()
         model.train()
         return losses
@@ -398,21 +426,24 @@ def main(argv):
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y, lang = fetch(iter_num, 0)
-        for micro_step in range(cfg.grad_accum):
-            if ddp:  # all-reduce gradients only on the last micro-step; set before the forward pass
-                model.require_backward_grad_sync = micro_step == cfg.grad_accum - 1
-            with autocast:
-                _, loss = model(x, y)
-            loss_sum += loss.detach()
-            # draw the next micro-batch while the GPU computes this one (within the step only: the
-            # mixer may change its probabilities between steps)
-            if micro_step + 1 < cfg.grad_accum:
-                next_batch = fetch(iter_num, micro_step + 1)
-            scaler.scale(loss / cfg.grad_accum).backward()
-            tokens_seen += x.numel() * world_size
-            words_seen += x.numel() * world_size * words_per_token.get(lang, words_per_token["mixed"])
-            if micro_step + 1 < cfg.grad_accum:
-                x, y, lang = next_batch
+        # DDP talks to the other ranks in here: it all-reduces the gradients in the last backward pass
+        # (and agrees on its gradient buckets in the second step's forward pass)
+        with collective(f"training step {iter_num + 1}"):
+            for micro_step in range(cfg.grad_accum):
+                if ddp:  # all-reduce gradients only on the last micro-step; set before the forward pass
+                    model.require_backward_grad_sync = micro_step == cfg.grad_accum - 1
+                with autocast:
+                    _, loss = model(x, y)
+                loss_sum += loss.detach()
+                # draw the next micro-batch while the GPU computes this one (within the step only: the
+                # mixer may change its probabilities between steps)
+                if micro_step + 1 < cfg.grad_accum:
+                    next_batch = fetch(iter_num, micro_step + 1)
+                scaler.scale(loss / cfg.grad_accum).backward()
+                tokens_seen += x.numel() * world_size
+                words_seen += x.numel() * world_size * words_per_token.get(lang, words_per_token["mixed"])
+                if micro_step + 1 < cfg.grad_accum:
+                    x, y, lang = next_batch
         if cfg.grad_clip > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -423,6 +454,10 @@ def main(argv):
         bar.update(1)
 
         if iter_num % cfg.log_interval == 0 or iter_num == max_iters:
+            if ddp:  # the global batch's loss, so that every rank takes the same decision below
+                with collective(f"training step {iter_num}"):
+                    dist.all_reduce(loss_sum)
+                loss_sum /= world_size
             mean_loss = (loss_sum / (cfg.grad_accum * (iter_num - iter_at_log))).item()  # one .item(): one sync
             loss_sum.zero_()
             if not math.isfinite(mean_loss):
@@ -443,13 +478,20 @@ def main(argv):
             checkpoint("milestone", os.path.join(cfg.out_dir, "checkpoints", f"chck_{next_milestone / 10**6:g}M.pt"))
             next_milestone = next((m for m in MILESTONES if m > next_milestone), None)
 
+        stop = stop_requested or iter_num == cfg.stop_iter
+        if ddp:  # a Ctrl-C reaches the ranks at slightly different moments: they agree to stop at one step
+            flag = torch.tensor([float(stop)], device=device)
+            with collective(f"training step {iter_num}"):
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())  # (a Ctrl-C that lands after `flag` was made counts at the next step)
         if iter_num % cfg.eval_interval == 0 or iter_num == max_iters:
             losses = evaluate_and_update()
-            bar.write(f"iter {iter_num}: val loss " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+            if master:
+                bar.write(f"iter {iter_num}: val loss " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
             checkpoint()
-        elif stop_requested or iter_num == cfg.stop_iter:
+        elif stop:
             checkpoint()
-        if stop_requested or iter_num == cfg.stop_iter:
+        if stop:
             if master:
                 bar.write(f"stopped at iteration {iter_num}; resume with the same command and --resume")
             break
@@ -465,6 +507,19 @@ def load_init_weights(path):
         return model
     model, _ = load_checkpoint(path)
     return model
+
+
+def collective_failed(e):
+    """Did a collective fail (another rank died, or hung past ddp_timeout) rather than our own code?
+    gloo raises a plain RuntimeError that names its source file; NCCL a torch.distributed.DistError."""
+    return isinstance(e, dist.DistError) or "gloo" in str(e)
+
+
+def short_reason(e):
+    """'Read error [127.0.0.1]:37761: Connection reset by peer' out of
+    '[.../gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:37761: Connection reset by peer. This is ...'"""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:200]
 
 
 def cleanup(ddp):

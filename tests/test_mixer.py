@@ -200,6 +200,10 @@ def test_static_priors_follow_their_formulas(data):
     np.testing.assert_allclose(pi0("temperature"), n ** 0.3 / (n ** 0.3).sum())  # (0.3348, 0.2872, 0.3781)
     np.testing.assert_allclose(pi0("typological"), [0.3213, 0.3227, 0.3560], atol=5e-5)
     np.testing.assert_allclose(pi0("eng=0.2,nld=0.3,zho=0.5"), [0.2, 0.3, 0.5])
+    # proportional and temperature follow the data each language has, not the budget's balanced share
+    small = Mixer(MixerConfig(mixer="static", prior="proportional", budget=6000), data, 2, 8, seed=0)
+    assert max(small.unique.values()) < min(n)
+    np.testing.assert_allclose(small.pi, n / n.sum())
 
 
 def test_budgets_give_every_language_the_same_byte_premium_adjusted_bytes(data):

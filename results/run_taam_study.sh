@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The TAAM study of the README (Results II): every mixing variant trained with the same small model,
+# the same 1.6M token exposures and the same seeds on eng+nld+zho, then scored on BLiMP, BLiMP-NL and
+# ZhoBLiMP, then summarised into results/taam_study.{json,png}.
+#
+#   bash results/run_taam_study.sh                  # seeds 1 and 2, one run at a time
+#   SEEDS="1 2 3" JOBS=2 bash results/run_taam_study.sh   # two runs at once, one thread each
+#
+# A finished run (its minimal_pairs.json exists) is skipped, an interrupted one resumed, so the
+# script can be stopped and started again. Runs go to runs/taam_cpu/<variant>/seed<k>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS="${SEEDS:-1 2}"
+JOBS="${JOBS:-1}"
+
+# variant name and the config file that makes it (given after config/taam.py, before config/taam_cpu.py;
+# taam_v2 is config/taam.py itself)
+VARIANTS="uniform:config/taam_uniform.py temperature:config/taam_temperature.py prior:config/taam_prior.py
+          taam_v1:config/taam_v1.py taam_v2:config/taam.py exp3_v2:config/taam_exp3.py hedge_v2:config/taam_hedge.py"
+
+[ -d data/eng_nld_zho ] || python tokenize_data.py --corpus ../shared/data/corpora --out data/eng_nld_zho
+
+one_run() {  # one_run VARIANT CONFIG SEED
+    local out="runs/taam_cpu/$1/seed$3" resume=""
+    [ -f "$out/minimal_pairs.json" ] && return 0
+    [ -f "$out/ckpt.pt" ] && resume="--resume"
+    python train.py config/taam.py $2 config/taam_cpu.py --out_dir="$out" --seed="$3" $resume > "$out.log" 2>&1 \
+        || { echo "$out: training failed, see $out.log"; return 1; }
+    python eval_blimp.py "$out/ckpt.pt" --suite blimp,blimp_nl,zhoblimp --no-progress \
+        --out "$out/minimal_pairs.json" >> "$out.log" 2>&1 || { echo "$out: evaluation failed, see $out.log"; return 1; }
+    echo "$out: done"
+}
+export -f one_run
+mkdir -p runs/taam_cpu
+for v in $VARIANTS; do mkdir -p "runs/taam_cpu/${v%%:*}"; done
+
+if [ "$JOBS" -gt 1 ]; then export OMP_NUM_THREADS=1; fi
+for s in $SEEDS; do for v in $VARIANTS; do echo "${v%%:*} ${v#*:} $s"; done; done \
+    | xargs -P "$JOBS" -L 1 bash -c 'one_run "$0" "$1" "$2"' 
+
+python report.py --study $(for v in $VARIANTS; do echo "runs/taam_cpu/${v%%:*}"; done) \
+    --json results/taam_study.json --png results/taam_study.png
