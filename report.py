@@ -60,13 +60,18 @@ def summarise(run_dir):
     }
 
 
-def plot(run_dirs, png):
+def pyplot():
     try:
         import matplotlib
-        matplotlib.use("Agg")
+        matplotlib.use("Agg")  # files only, no window
         import matplotlib.pyplot as plt
     except ImportError:
         raise SystemExit("report.py: --png needs matplotlib (pip install matplotlib)")
+    return plt
+
+
+def plot(run_dirs, png):
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, run in enumerate(run_dirs):
         records = read_log(run)
@@ -169,12 +174,7 @@ def study_table(result):
 
 
 def study_plot(result, png):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("report.py: --png needs matplotlib (pip install matplotlib)")
+    plt = pyplot()
     names = list(result)
     fig, axes = plt.subplots(len(names), 2, figsize=(11, 2.6 * len(names)), sharex=True, squeeze=False)
     for row, name in enumerate(names):

@@ -1,9 +1,9 @@
 """
 Turn raw text into what train.py and the mixer read: a tokenizer and per-language token bins.
 
-    python tokenize_data.py --corpus ../shared/data/corpora --out data/taam         # eng+nld+zho, one shared BPE
-    python tokenize_data.py --corpus ../shared/data/corpora --out data/model_a --model-a   # 2 MB of English
-    python tokenize_data.py --corpus ../shared/data/corpora --out data/nld --languages nld --tokenizer data/taam
+    python tokenize_data.py --corpus ../shared/data/corpora --out data/eng_nld_zho   # eng+nld+zho, one shared BPE
+    python tokenize_data.py --corpus ../shared/data/corpora --out data/model_a --model-a  # 2 MB of English
+    python tokenize_data.py --corpus ../shared/data/corpora --out data/nld --languages nld --tokenizer data/eng_nld_zho
     python tokenize_data.py --corpus ../shared/data/corpora --out data/b1m --budget 1M --unit eng_bytes
 
 Input: a corpus folder with one sub-folder per language (en/ nl/ zh/, or eng/ nld/ zho/), each holding
@@ -282,7 +282,7 @@ def train_tokenizer(texts: list, backend: str, vocab_size: int, spm_model_type: 
 @dataclass
 class DataConfig:
     corpus: str = "../shared/data/corpora"
-    out: str = "data/taam"
+    out: str = "data/eng_nld_zho"
     languages: Optional[str] = None     # "eng,nld" (folder names or ISO 639-3); None = every language folder
     sources: Optional[str] = None       # "ud_ewt,commonvoice_en": file names without .txt/.gz; None = all files
     # tokenizer

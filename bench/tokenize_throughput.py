@@ -1,8 +1,8 @@
 """
 Encoding throughput of tokenize_data.py's pipeline against a plain per-line `tokenizer.encode` loop.
 
-    python bench/tokenize_throughput.py --tokenizer data/taam                # all of ../shared/data/corpora
-    python bench/tokenize_throughput.py --tokenizer data/taam --mb 4 --repeat 3
+    python bench/tokenize_throughput.py --tokenizer data/eng_nld_zho       # all of ../shared/data/corpora
+    python bench/tokenize_throughput.py --tokenizer data/eng_nld_zho --mb 4 --repeat 3
 
 Both sides encode the same documents (every line of every file under --corpus, or the first --mb MB of
 each language) with the same tokenizer and must produce the same ids:
@@ -53,7 +53,7 @@ def read_corpus(corpus: str, mb: float) -> list:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("--tokenizer", default="data/taam", help="a data folder or a tokenizer.json")
+    p.add_argument("--tokenizer", default="data/eng_nld_zho", help="a data folder or a tokenizer.json")
     p.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "corpora"))
     p.add_argument("--mb", type=float, default=0, help="MB of text per language (0: all)")
     p.add_argument("--repeat", type=int, default=1, help="alternate the two sides this many times; best of each")

@@ -137,8 +137,13 @@ def stderr_of(proc, log):
     return log.read()
 
 
-def stop(proc, log):
+def stop(proc, log, pids):
     if proc.poll() is None:  # the test failed half way: leave no workers behind
+        for pid in pids.values():  # torchrun's workers need not be in its process group
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     log.close()
@@ -160,7 +165,7 @@ def test_a_killed_rank_ends_the_other_at_once_with_one_line(tiny_data, tmp_path)
         os.kill(pids[1], signal.SIGKILL)
         err = stderr_of(proc, log)
     finally:
-        stop(proc, log)
+        stop(proc, log, pids)
     assert proc.returncode != 0
     assert re.search(r"^rank 0: (lost contact with the other ranks during (training step|evaluation at iteration) \d+ "
                      r"\(.+\)|stopped by SIGTERM); the last checkpoint is \S+ckpt\.pt$", err, re.M), err[-3000:]
@@ -183,7 +188,7 @@ def test_a_hung_rank_ends_the_other_after_ddp_timeout_with_one_line(tiny_data, t
         os.kill(pids[1], signal.SIGCONT)  # lets it take torchrun's SIGTERM now, not 30 s later
         err = stderr_of(proc, log)
     finally:
-        stop(proc, log)
+        stop(proc, log, pids)
     assert 3 <= waited < 30, waited
     assert re.search(r"^rank 0: lost contact with the other ranks during (training step|evaluation at iteration) "
                      r"\d+ \(.+\); the last checkpoint is \S+ckpt\.pt$", err, re.M), err[-3000:]
@@ -202,7 +207,7 @@ def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step_and_saves(tiny_dat
         os.kill(pids[1], signal.SIGINT)
         err = stderr_of(proc, log)
     finally:
-        stop(proc, log)
+        stop(proc, log, pids)
     assert proc.returncode == 0, err[-3000:]
     assert_checkpoint_whole(out)
     last_step = read_log(out, "train")[-1]["iter"]   # a record every step (--log_interval=1)

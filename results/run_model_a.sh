@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Results I of the README: Model A end to end on 2 MB of English, as the reference card, and with a
+# schedule that fits the run; evaluation, export with checkpoint branches, the Transformers check,
+# the summary JSON and the loss plot. On 2 CPU cores: about 2 hours, most of it training.
+#
+#   bash results/run_model_a.sh
+#
+# Every step is skipped when its output exists, so the script can be stopped and started again
+# (an interrupted training run is resumed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -d data/model_a ] || python tokenize_data.py --model-a --corpus ../shared/data/corpora --out data/model_a
+
+train() {  # train OUT_DIR CONFIG...
+    local out=$1; shift
+    if [ -f "$out/ckpt.pt" ] && [ "$(python -c "import torch,sys; c=torch.load(sys.argv[1],weights_only=False); print(int(c['iter_num'] >= c['config']['max_iters_resolved']))" "$out/ckpt.pt")" = 1 ]; then
+        return 0
+    fi
+    python train.py "$@" $([ -f "$out/ckpt.pt" ] && echo --resume)
+}
+train out/model_a config/model_a.py                          # the card: 77 steps of 32,768 tokens
+train out/model_a_fit config/model_a.py config/model_a_fit.py  # 306 steps of 8,192 tokens, warmup 30, peak 1e-3
+
+for run in model_a model_a_fit; do
+    mkdir -p results/$run
+    [ -f results/$run/blimp.json ] || python eval_blimp.py out/$run/ckpt.pt --no-progress \
+        --suite blimp,blimp_filtered,blimp_supplement --out results/$run/blimp.json
+done
+python report.py out/model_a out/model_a_fit --png results/model_a_loss.png --json results/model_a_train.json
+
+[ -d exports/model_a_fit ] || python export_hf.py out/model_a_fit/ckpt.pt exports/model_a_fit --eval results/model_a_fit/blimp.json
+[ -d exports/model_a_fit_repo ] || python export_hf.py --all out/model_a_fit exports/model_a_fit_repo --eval results/model_a_fit/blimp.json
+python results/check_export.py exports/model_a_fit_repo out/model_a_fit/ckpt.pt --json results/model_a_export_check.json
