@@ -189,7 +189,7 @@ def study_plot(result, png):
             axes[row, 0].axhline(v["floor"], color="grey", ls="--", lw=0.8)
         update = "static" if v["mixer"] == "static" else f"{v['mixer']}, {v['reward']}"
         axes[row, 0].set_ylabel(f"{name}\n({update})", fontsize=8)
-        axes[row, 0].set_ylim(0, 0.75)
+        axes[row, 0].set_ylim(0, 1)
         axes[row, 1].set_ylim(bottom=min(min(x.values()) for c in v["curves"] for _, x in c["val_loss"][1:]) - 0.2,
                               top=max(max(x.values()) for c in v["curves"] for _, x in c["val_loss"][2:]) + 0.3)
         for ax in axes[row]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The TAAM study of the README (Results II): every mixing variant trained with the same small model,
 # the same 1.6M token exposures and the same seeds on eng+nld+zho, then scored on BLiMP, BLiMP-NL and
-# ZhoBLiMP, then summarised into results/taam_study.{json,png}.
+# ZhoBLiMP (BabyLM's fast sets: the first 200 pairs of every paradigm; BLiMP-NL has 100 a paradigm,
+# so all of it), then summarised into results/taam_study.{json,png}.
 #
 #   bash results/run_taam_study.sh                  # seeds 1 and 2, one run at a time
 #   SEEDS="1 2 3" JOBS=2 bash results/run_taam_study.sh   # two runs at once, one thread each
@@ -15,8 +16,9 @@ JOBS="${JOBS:-1}"
 
 # variant name and the config file that makes it (given after config/taam.py, before config/taam_cpu.py;
 # taam_v2 is config/taam.py itself)
-VARIANTS="uniform:config/taam_uniform.py temperature:config/taam_temperature.py prior:config/taam_prior.py
-          taam_v1:config/taam_v1.py taam_v2:config/taam.py exp3_v2:config/taam_exp3.py hedge_v2:config/taam_hedge.py"
+ALL="uniform:config/taam_uniform.py temperature:config/taam_temperature.py prior:config/taam_prior.py
+     taam_v1:config/taam_v1.py taam_v2:config/taam.py exp3_v2:config/taam_exp3.py hedge_v2:config/taam_hedge.py"
+VARIANTS="${VARIANTS:-$ALL}"   # e.g. VARIANTS="taam_v2:config/taam.py" for one variant
 
 [ -d data/eng_nld_zho ] || python tokenize_data.py --corpus ../shared/data/corpora --out data/eng_nld_zho
 
@@ -26,7 +28,7 @@ one_run() {  # one_run VARIANT CONFIG SEED
     [ -f "$out/ckpt.pt" ] && resume="--resume"
     python train.py config/taam.py $2 config/taam_cpu.py --out_dir="$out" --seed="$3" $resume > "$out.log" 2>&1 \
         || { echo "$out: training failed, see $out.log"; return 1; }
-    python eval_blimp.py "$out/ckpt.pt" --suite blimp,blimp_nl,zhoblimp --no-progress \
+    python eval_blimp.py "$out/ckpt.pt" --suite blimp,blimp_nl,zhoblimp --fast --no-progress \
         --out "$out/minimal_pairs.json" >> "$out.log" 2>&1 || { echo "$out: evaluation failed, see $out.log"; return 1; }
     echo "$out: done"
 }
@@ -38,5 +40,5 @@ if [ "$JOBS" -gt 1 ]; then export OMP_NUM_THREADS=1; fi
 for s in $SEEDS; do for v in $VARIANTS; do echo "${v%%:*} ${v#*:} $s"; done; done \
     | xargs -P "$JOBS" -L 1 bash -c 'one_run "$0" "$1" "$2"' 
 
-python report.py --study $(for v in $VARIANTS; do echo "runs/taam_cpu/${v%%:*}"; done) \
+python report.py --study $(for v in $ALL; do echo "runs/taam_cpu/${v%%:*}"; done) \
     --json results/taam_study.json --png results/taam_study.png
