@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Results I of the README: Model A end to end on 2 MB of English, as the reference card, and with a
 # schedule that fits the run; evaluation, export with checkpoint branches, the Transformers check,
-# the summary JSON and the loss plot. On 2 CPU cores: about 2 hours, most of it training.
+# the summary JSON and the loss plot. On 2 CPU cores: about 3 hours, most of it training.
 #
 #   bash results/run_model_a.sh
 #
@@ -20,14 +20,16 @@ train() {  # train OUT_DIR CONFIG...
     python train.py "$@" $([ -f "$out/ckpt.pt" ] && echo --resume)
 }
 train out/model_a config/model_a.py                          # the card: 77 steps of 32,768 tokens
-train out/model_a_fit config/model_a.py config/model_a_fit.py  # 306 steps of 8,192 tokens, warmup 30, peak 1e-3
+train out/model_a_fit config/model_a.py config/model_a_fit.py  # 305 steps of 8,192 tokens, warmup 30, peak 1e-3
+train out/model_a_fit_bf16 config/model_a.py config/model_a_fit.py --dtype=bfloat16 --compile=True \
+    --out_dir=out/model_a_fit_bf16                                # the same in bf16 autocast, compiled
 
-for run in model_a model_a_fit; do
+for run in model_a model_a_fit model_a_fit_bf16; do
     mkdir -p results/$run
     [ -f results/$run/blimp.json ] || python eval_blimp.py out/$run/ckpt.pt --no-progress \
         --suite blimp,blimp_filtered,blimp_supplement --out results/$run/blimp.json
 done
-python report.py out/model_a out/model_a_fit --png results/model_a_loss.png --json results/model_a_train.json
+python report.py out/model_a out/model_a_fit out/model_a_fit_bf16 --png results/model_a_loss.png --json results/model_a_train.json
 
 [ -d exports/model_a_fit ] || python export_hf.py out/model_a_fit/ckpt.pt exports/model_a_fit --eval results/model_a_fit/blimp.json
 [ -d exports/model_a_fit_repo ] || python export_hf.py --all out/model_a_fit exports/model_a_fit_repo --eval results/model_a_fit/blimp.json

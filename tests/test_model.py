@@ -268,11 +268,32 @@ def test_weight_decay_goes_to_matrices_only(model_a):
     assert len(no_decay["params"]) == 2 * L + 1      # two norm gains per block, final norm
     n_grouped = sum(p.numel() for g in opt.param_groups for p in g["params"])
     assert n_grouped == model_a.num_params()         # every parameter in exactly one group
-    assert opt.defaults.get("fused") in (None, False)  # the fused kernel is for CUDA only
+    assert opt.defaults.get("fused") is True           # the fused kernel, on CPU as on CUDA
 
     tied = Transformer(tiny(tie_embeddings=True))
     opt = tied.configure_optimizers(0.1, 3e-4, (0.9, 0.95), "cpu")
     assert len(opt.param_groups[0]["params"]) == 1 + 7 * 2  # the shared matrix once
+
+
+def test_the_fused_adamw_step_equals_the_textbook_one():
+    """The fused kernel configure_optimizers picks must take the same step as the plain loop."""
+    torch.manual_seed(0)
+    a = Transformer(tiny())
+    b = Transformer(tiny())
+    b.load_state_dict(a.state_dict())
+    opt_a = a.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    opt_b = torch.optim.AdamW([{"params": g["params"], "weight_decay": g["weight_decay"]} for g in
+                               [{"params": [p for p in b.parameters() if p.dim() >= 2], "weight_decay": 0.1},
+                                {"params": [p for p in b.parameters() if p.dim() < 2], "weight_decay": 0.0}]],
+                              lr=1e-3, betas=(0.9, 0.95), foreach=False, fused=False)
+    idx = torch.randint(0, a.cfg.vocab_size, (2, 16))
+    for _ in range(3):
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            model(idx, idx)[1].backward()
+            opt.step()
+            opt.zero_grad()
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_init_std(model_a):
