@@ -32,6 +32,7 @@ Output (the README's "Data layout"):  <out>/meta.json, <out>/tokenizer.json (or 
 import argparse
 import array
 import base64
+import collections
 import csv
 import gzip
 import hashlib
@@ -727,12 +728,14 @@ def encode_documents(tokenizer: Tokenizer, texts: list, dtype) -> tuple:
     return tokens, lengths
 
 
-def encode_stream(tokenizer: Tokenizer, items, dtype, batch_chars: int = BATCH_CHARS):
-    """Encode (key, text) items in parallel batches of about batch_chars characters, while the next batch is
-    read (one worker thread runs the tokenizer, which itself uses every core). Yields (keys, tokens, lengths)
-    per batch, in input order. Memory holds two batches, whatever the corpus size."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = None
+def encode_stream(tokenizer: Tokenizer, items, dtype, batch_chars: int = BATCH_CHARS, in_flight: int = 2):
+    """Encode (key, text) items in parallel batches of about batch_chars characters. Yields (keys, tokens,
+    lengths) per batch, in input order. Up to `in_flight` batches are encoded at once by worker threads: the
+    tokenizer releases the GIL and uses every core, while the Python that turns a finished batch into numpy
+    holds it, so a second batch in flight keeps the cores busy during that step. Memory holds in_flight + 1
+    batches, whatever the corpus size."""
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        pending = collections.deque()
         keys, texts, chars = [], [], 0
         for key, text in itertools.chain(items, [(None, None)]):
             if text is not None:
@@ -740,13 +743,14 @@ def encode_stream(tokenizer: Tokenizer, items, dtype, batch_chars: int = BATCH_C
                 texts.append(text)
                 chars += len(text)
             if texts and (chars >= batch_chars or text is None):
-                job = (keys, pool.submit(encode_documents, tokenizer, texts, dtype))
+                pending.append((keys, pool.submit(encode_documents, tokenizer, texts, dtype)))
                 keys, texts, chars = [], [], 0
-                if pending is not None:
-                    yield (pending[0], *pending[1].result())
-                pending = job
-        if pending is not None:
-            yield (pending[0], *pending[1].result())
+                if len(pending) > in_flight:
+                    done_keys, job = pending.popleft()
+                    yield (done_keys, *job.result())
+        while pending:
+            done_keys, job = pending.popleft()
+            yield (done_keys, *job.result())
 
 
 def sample_for_tokenizer(docs: dict, pools: dict, premium: dict, cfg: DataConfig) -> tuple:

@@ -8,8 +8,8 @@ Both sides encode the same documents (every line of every file under --corpus, o
 each language) with the same tokenizer and must produce the same ids:
   loop      ids = [tokenizer.encode(line).ids for line in lines]  -- Hugging Face `tokenizers`, one call per
             line, one thread: what a data-prep script usually does;
-  pipeline  tokenize_data.encode_stream: batches of 64K characters encoded by encode_batch_fast on all cores, while the
-            next batch is prepared, written out as [BOS d1 BOS d2 ...] numpy arrays.
+  pipeline  tokenize_data.encode_stream: batches of 64K characters encoded by encode_batch_fast on all cores, two
+            batches in flight, written out as [BOS d1 BOS d2 ...] numpy arrays.
 MB/s counts UTF-8 bytes of text. Wall and CPU seconds are printed: on a shared machine the wall time of
 either side depends on what else runs (the load average is printed too). With --check, every document is
 also decoded back and compared with its line (the lossless round trip, on the whole corpus).

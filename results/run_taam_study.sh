@@ -42,3 +42,14 @@ for s in $SEEDS; do for v in $VARIANTS; do echo "${v%%:*} ${v#*:} $s"; done; don
 
 python report.py --study $(for v in $ALL; do echo "runs/taam_cpu/${v%%:*}"; done) \
     --json results/taam_study.json --png results/taam_study.png
+
+# taam_v1 with 80 updates instead of 20 (an evaluation every 5 steps): long enough for the plateaued
+# language to reach the structural floor. Training only (no minimal pairs), same seeds.
+for s in $SEEDS; do
+    out="runs/taam_v1_80updates/seed$s"
+    [ -f "$out/ckpt.pt" ] && grep -q '"iter": 400' "$out/log.jsonl" && continue
+    mkdir -p runs/taam_v1_80updates
+    python train.py config/taam.py config/taam_v1.py config/taam_cpu.py --eval_interval=5 --out_dir="$out" \
+        --seed="$s" $([ -f "$out/ckpt.pt" ] && echo --resume) > "$out.log" 2>&1 || { echo "$out: training failed, see $out.log"; exit 1; }
+done
+python report.py --study runs/taam_v1_80updates --json results/taam_v1_80updates.json --png results/taam_v1_80updates.png
