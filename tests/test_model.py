@@ -282,10 +282,9 @@ def test_the_fused_adamw_step_equals_the_textbook_one():
     b = Transformer(tiny())
     b.load_state_dict(a.state_dict())
     opt_a = a.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
-    opt_b = torch.optim.AdamW([{"params": g["params"], "weight_decay": g["weight_decay"]} for g in
-                               [{"params": [p for p in b.parameters() if p.dim() >= 2], "weight_decay": 0.1},
-                                {"params": [p for p in b.parameters() if p.dim() < 2], "weight_decay": 0.0}]],
-                              lr=1e-3, betas=(0.9, 0.95), foreach=False, fused=False)
+    twin = {id(p): q for p, q in zip(a.parameters(), b.parameters())}  # the same groups, over b's tensors
+    opt_b = torch.optim.AdamW([{"params": [twin[id(p)] for p in g["params"]], "weight_decay": g["weight_decay"]}
+                               for g in opt_a.param_groups], lr=1e-3, betas=(0.9, 0.95), foreach=False, fused=False)
     idx = torch.randint(0, a.cfg.vocab_size, (2, 16))
     for _ in range(3):
         for model, opt in ((a, opt_a), (b, opt_b)):
