@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Results I of the README: Model A end to end on 2 MB of English, as the reference card, and with a
 # schedule that fits the run; evaluation, export with checkpoint branches, the Transformers check,
-# the summary JSON and the loss plot. On 2 CPU cores: about 3 hours, most of it training.
+# the summary JSON and the loss plot; then three variants of the bf16 run (dropout, an 8k vocabulary,
+# 10 epochs with dropout), each scored on full BLiMP in bf16. On 2 CPU cores: about 3 hours, most of
+# it training, plus about 1.5 hours for the variants.
 #
 #   bash results/run_model_a.sh
+#   VARIANTS=0 bash results/run_model_a.sh     # without the variants
 #
 # Every step is skipped when its output exists, so the script can be stopped and started again
 # (an interrupted training run is resumed).
@@ -34,3 +37,17 @@ python report.py out/model_a out/model_a_fit out/model_a_fit_bf16 --png results/
 [ -d exports/model_a_fit ] || python export_hf.py out/model_a_fit/ckpt.pt exports/model_a_fit --eval results/model_a_fit/blimp.json
 [ -d exports/model_a_fit_repo ] || python export_hf.py --all out/model_a_fit exports/model_a_fit_repo --eval results/model_a_fit/blimp.json
 python results/check_export.py exports/model_a_fit_repo out/model_a_fit/ckpt.pt --json results/model_a_export_check.json
+
+[ "${VARIANTS:-1}" = 1 ] || exit 0
+# Variants of model_a_fit_bf16 (README "Results I", the variants table): one change each.
+[ -d data/model_a_8k ] || python tokenize_data.py --model-a --corpus ../shared/data/corpora --out data/model_a_8k --vocab-size 8000
+FIT_BF16="config/model_a.py config/model_a_fit.py --dtype=bfloat16 --compile=True"
+train out/model_a_fit_dropout $FIT_BF16 --dropout=0.1 --out_dir=out/model_a_fit_dropout
+train out/model_a_fit_8k $FIT_BF16 --data_dir=data/model_a_8k --vocab_size=8000 --out_dir=out/model_a_fit_8k
+train out/model_a_fit_10ep $FIT_BF16 --epochs=10 --dropout=0.1 --warmup_iters=60 --eval_interval=60 \
+    --out_dir=out/model_a_fit_10ep
+for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep; do
+    mkdir -p results/$run
+    [ -f results/$run/blimp.json ] || python eval_blimp.py out/$run/ckpt.pt --no-progress --dtype bfloat16 \
+        --suite blimp --out results/$run/blimp.json
+done
