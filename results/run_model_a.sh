@@ -22,16 +22,17 @@ train() {  # train OUT_DIR CONFIG...
     fi
     python train.py "$@" $([ -f "$out/ckpt.pt" ] && echo --resume)
 }
+score() {  # score RUN EVAL_BLIMP_ARGS...: results/RUN/blimp.json, unless it exists
+    local run=$1; shift
+    mkdir -p results/$run
+    [ -f results/$run/blimp.json ] || python eval_blimp.py out/$run/ckpt.pt --no-progress "$@" --out results/$run/blimp.json
+}
 train out/model_a config/model_a.py                          # the card: 77 steps of 32,768 tokens
 train out/model_a_fit config/model_a.py config/model_a_fit.py  # 305 steps of 8,192 tokens, warmup 30, peak 1e-3
-train out/model_a_fit_bf16 config/model_a.py config/model_a_fit.py --dtype=bfloat16 --compile=True \
-    --out_dir=out/model_a_fit_bf16                                # the same in bf16 autocast, compiled
+FIT_BF16="config/model_a.py config/model_a_fit.py --dtype=bfloat16 --compile=True"
+train out/model_a_fit_bf16 $FIT_BF16 --out_dir=out/model_a_fit_bf16  # the same in bf16 autocast, compiled
 
-for run in model_a model_a_fit model_a_fit_bf16; do
-    mkdir -p results/$run
-    [ -f results/$run/blimp.json ] || python eval_blimp.py out/$run/ckpt.pt --no-progress \
-        --suite blimp,blimp_filtered,blimp_supplement --out results/$run/blimp.json
-done
+for run in model_a model_a_fit model_a_fit_bf16; do score $run --suite blimp,blimp_filtered,blimp_supplement; done
 python report.py out/model_a out/model_a_fit out/model_a_fit_bf16 --png results/model_a_loss.png --json results/model_a_train.json
 
 [ -d exports/model_a_fit ] || python export_hf.py out/model_a_fit/ckpt.pt exports/model_a_fit --eval results/model_a_fit/blimp.json
@@ -41,15 +42,10 @@ python results/check_export.py exports/model_a_fit_repo out/model_a_fit/ckpt.pt 
 [ "${VARIANTS:-1}" = 1 ] || exit 0
 # Variants of model_a_fit_bf16 (README "Results I", the variants table): one change each.
 [ -d data/model_a_8k ] || python tokenize_data.py --model-a --corpus ../shared/data/corpora --out data/model_a_8k --vocab-size 8000
-FIT_BF16="config/model_a.py config/model_a_fit.py --dtype=bfloat16 --compile=True"
 train out/model_a_fit_dropout $FIT_BF16 --dropout=0.1 --out_dir=out/model_a_fit_dropout
 train out/model_a_fit_8k $FIT_BF16 --data_dir=data/model_a_8k --vocab_size=8000 --out_dir=out/model_a_fit_8k
 train out/model_a_fit_10ep $FIT_BF16 --epochs=10 --dropout=0.1 --warmup_iters=60 --eval_interval=60 \
     --out_dir=out/model_a_fit_10ep
 train out/model_a_fit_b4 $FIT_BF16 --batch_size=4 --warmup_iters=120 --lr=5e-4 --min_lr=5e-5 --eval_interval=120 \
     --out_dir=out/model_a_fit_b4
-for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep model_a_fit_b4; do
-    mkdir -p results/$run
-    [ -f results/$run/blimp.json ] || python eval_blimp.py out/$run/ckpt.pt --no-progress --dtype bfloat16 \
-        --suite blimp --out results/$run/blimp.json
-done
+for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep model_a_fit_b4; do score $run --dtype bfloat16 --suite blimp; done
