@@ -327,6 +327,14 @@ def main(argv):
             raise SystemExit(f"rank {rank}: lost contact with the other ranks during {what} ({short_reason(e)}); "
                              f"{last_checkpoint()}") from None
 
+    def shut_down():
+        """The ranks leave together: one that tore its connections down while another was still
+        saving a checkpoint aborted in gloo now and then ('terminate called without an active exception')."""
+        if ddp:
+            with collective("shutdown"):
+                dist.barrier()
+            dist.destroy_process_group()
+
     def on_sigterm(signum, frame):  # torchrun sends SIGTERM to the other ranks when one fails
         print(file=sys.stderr)
         raise SystemExit(f"{f'rank {rank}: ' if ddp else ''}stopped by SIGTERM; {last_checkpoint()}")
@@ -463,7 +471,7 @@ def main(argv):
             if not math.isfinite(mean_loss):
                 if master:
                     print(f"\nloss is {mean_loss} at iteration {iter_num}; stopping. The last good checkpoint is {ckpt_path}", file=sys.stderr)
-                cleanup(ddp)
+                shut_down()
                 return 1
             dt = time.time() - t_log
             tok_per_s = (tokens_seen - tokens_at_log) / max(dt, 1e-9)
@@ -496,7 +504,7 @@ def main(argv):
                 bar.write(f"stopped at iteration {iter_num}; resume with the same command and --resume")
             break
     bar.close()
-    cleanup(ddp)
+    shut_down()
     return 0
 
 
@@ -520,11 +528,6 @@ def short_reason(e):
     '[.../gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:37761: Connection reset by peer. This is ...'"""
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:200]
-
-
-def cleanup(ddp):
-    if ddp:
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
