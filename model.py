@@ -283,9 +283,10 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
-                 eos_id: Optional[int] = None):
+                 stop_ids: tuple = ()):
         """Continue idx (B, T) by max_new_tokens tokens, sampling with temperature (0 = greedy) and
-        top-k, reusing each layer's keys and values (KV cache) so each new token costs one position."""
+        top-k, reusing each layer's keys and values (KV cache) so each new token costs one position.
+        Stops early once every row has produced one of stop_ids (a row that ends sooner runs on until then)."""
         self.eval()
         kv_caches = [dict() for _ in self.layers]
         # crop the prompt so that it and the new tokens fit in max_seq_len (at least one prompt token)
@@ -293,6 +294,7 @@ class Transformer(nn.Module):
         logits, _ = self(idx, start_pos=0, kv_caches=kv_caches)
         pos = idx.shape[1]
         out = idx
+        ended = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             logits = logits[:, -1, :].float()
             if temperature == 0.0:
@@ -304,7 +306,8 @@ class Transformer(nn.Module):
                     logits[logits < v[:, [-1]]] = float("-inf")
                 next_id = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
             out = torch.cat([out, next_id], dim=1)
-            if eos_id is not None and bool((next_id == eos_id).all()):
+            ended |= torch.isin(next_id[:, 0], torch.tensor(stop_ids, dtype=torch.long, device=idx.device))
+            if bool(ended.all()):
                 break
             if pos >= self.cfg.max_seq_len:
                 break

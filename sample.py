@@ -32,12 +32,13 @@ def main():
     ids = [tok.bos_id] + tok.encode(args.prompt)  # documents start with BOS in training
     x = torch.tensor([ids], dtype=torch.long, device=args.device)
     for _ in range(args.num_samples):
-        y = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, eos_id=tok.eos_id)
-        out = [i for i in y[0].tolist()[1:]]
-        # a new document (BOS) ends the sample
-        if tok.bos_id in out[len(ids) - 1:]:
-            out = out[:out.index(tok.bos_id, len(ids) - 1)]
-        print(tok.decode(out))
+        # training puts BOS before every document and no EOS after it: a BOS is the end of the sample
+        y = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                           stop_ids=(tok.bos_id, tok.eos_id))
+        new = y[0].tolist()[min(len(ids), max(1, model.cfg.max_seq_len - args.max_new_tokens)):]  # past the prompt generate() kept
+        if new and new[-1] in (tok.bos_id, tok.eos_id):
+            new = new[:-1]
+        print(tok.decode(ids[1:] + new))
         if args.num_samples > 1:
             print("---")
 

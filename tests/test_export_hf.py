@@ -174,7 +174,7 @@ def test_config_json_spells_out_every_field(tokenizer, tmp_path):
     assert c["rope_scaling"] is None and c["rope_parameters"] == {"rope_type": "default", "rope_theta": 500.0}
     with open(tmp_path / "out" / "generation_config.json") as f:
         g = json.load(f)
-    assert (g["bos_token_id"], g["eos_token_id"], g["pad_token_id"]) == (0, 1, 2)
+    assert (g["bos_token_id"], g["eos_token_id"], g["pad_token_id"]) == (0, [1, 0], 2)
 
 
 def test_greedy_generate_gives_our_tokens(tokenizer, tmp_path):
@@ -182,10 +182,38 @@ def test_greedy_generate_gives_our_tokens(tokenizer, tmp_path):
     export_hf.export(model, tokenizer, str(tmp_path / "out"))
     hf = hf_load(tmp_path / "out")
     prompt = torch.tensor([[tokenizer.bos_id] + tokenizer.encode("The little dog")])
-    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, eos_id=tokenizer.eos_id)
+    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=(tokenizer.eos_id, tokenizer.bos_id))
     theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False)
     assert ours.shape[1] > prompt.shape[1] + 1
     assert theirs.tolist() == ours.tolist()
+
+
+def test_generate_ends_at_the_next_documents_bos(tokenizer, tmp_path):
+    """Training puts BOS before every document and never an EOS: a model that predicts BOS has ended
+    its document, and Transformers' generate() stops there (generation_config), as ours does."""
+    model = random_model(GQA, seed=3)
+    with torch.no_grad():  # every position's most likely next token is BOS
+        model.output.weight.zero_()
+    export_hf.export(model, tokenizer, str(tmp_path / "out"))
+    hf = hf_load(tmp_path / "out")
+    prompt = torch.tensor([[tokenizer.bos_id] + tokenizer.encode("The little dog")])
+    theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False)
+    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=(tokenizer.eos_id, tokenizer.bos_id))
+    assert tokenizer.bos_id == 0  # argmax of all-zero logits
+    assert theirs.tolist() == ours.tolist() == [prompt[0].tolist() + [tokenizer.bos_id]]
+
+
+@pytest.mark.parametrize("new_tokens", [20, 158])  # 158: generate() keeps only the prompt's last 2 tokens
+def test_sample_prints_the_prompt_and_ends_at_bos(tokenizer, tmp_path, monkeypatch, capsys, new_tokens):
+    import sample
+    model = random_model(GQA, seed=3)
+    with torch.no_grad():
+        model.output.weight.zero_()  # BOS (id 0) first
+    ckpt = save_ckpt(str(tmp_path / "ckpt.pt"), model, tokenizer)
+    monkeypatch.setattr(sys, "argv", ["sample.py", ckpt, "--prompt", "The little dog", "--temperature", "0",
+                                      "--max_new_tokens", str(new_tokens)])
+    sample.main()
+    assert capsys.readouterr().out == "The little dog\n"
 
 
 def test_bfloat16_export_writes_bf16_tensors(tokenizer, tmp_path):
