@@ -22,17 +22,25 @@ VARIANTS="${VARIANTS:-$ALL}"   # e.g. VARIANTS="taam_v2:config/taam.py" for one 
 
 [ -d data/eng_nld_zho ] || python tokenize_data.py --corpus ../shared/data/corpora --out data/eng_nld_zho
 
-one_run() {  # one_run VARIANT CONFIG SEED
-    local out="runs/taam_cpu/$1/seed$3" resume=""
-    [ -f "$out/minimal_pairs.json" ] && return 0
-    [ -f "$out/ckpt.pt" ] && resume="--resume"
-    python train.py config/taam.py $2 config/taam_cpu.py --out_dir="$out" --seed="$3" $resume > "$out.log" 2>&1 \
+source results/common.sh  # finished OUT_DIR
+train_once() {  # train_once OUT SEED TRAIN_ARGS...: skips a finished run, resumes an interrupted one
+    local out=$1 seed=$2; shift 2
+    finished "$out" && return 0
+    python train.py "$@" --out_dir="$out" --seed="$seed" $([ -f "$out/ckpt.pt" ] && echo --resume) > "$out.log" 2>&1 \
         || { echo "$out: training failed, see $out.log"; return 1; }
+    # a Ctrl-C makes train.py save and exit 0: stop here rather than score a half-trained model
+    finished "$out" || { echo "$out: stopped before its last step; run the script again to resume"; return 1; }
+}
+
+one_run() {  # one_run VARIANT CONFIG SEED: train, then score the minimal pairs
+    local out="runs/taam_cpu/$1/seed$3"
+    [ -f "$out/minimal_pairs.json" ] && return 0
+    train_once "$out" "$3" config/taam.py $2 config/taam_cpu.py || return 1
     python eval_blimp.py "$out/ckpt.pt" --suite blimp,blimp_nl,zhoblimp --fast --no-progress \
         --out "$out/minimal_pairs.json" >> "$out.log" 2>&1 || { echo "$out: evaluation failed, see $out.log"; return 1; }
     echo "$out: done"
 }
-export -f one_run
+export -f finished train_once one_run
 mkdir -p runs/taam_cpu
 for v in $VARIANTS; do mkdir -p "runs/taam_cpu/${v%%:*}"; done
 
@@ -45,11 +53,8 @@ python report.py --study $(for v in $ALL; do echo "runs/taam_cpu/${v%%:*}"; done
 
 # taam_v1 with 80 updates instead of 20 (an evaluation every 5 steps): long enough for the plateaued
 # language to reach the structural floor. Training only (no minimal pairs), same seeds.
+mkdir -p runs/taam_v1_80updates
 for s in $SEEDS; do
-    out="runs/taam_v1_80updates/seed$s"
-    [ -f "$out/ckpt.pt" ] && grep -q '"iter": 400' "$out/log.jsonl" && continue
-    mkdir -p runs/taam_v1_80updates
-    python train.py config/taam.py config/taam_v1.py config/taam_cpu.py --eval_interval=5 --out_dir="$out" \
-        --seed="$s" $([ -f "$out/ckpt.pt" ] && echo --resume) > "$out.log" 2>&1 || { echo "$out: training failed, see $out.log"; exit 1; }
+    train_once "runs/taam_v1_80updates/seed$s" "$s" config/taam.py config/taam_v1.py config/taam_cpu.py --eval_interval=5
 done
 python report.py --study runs/taam_v1_80updates --json results/taam_v1_80updates.json --png results/taam_v1_80updates.png
