@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Results I of the README: Model A end to end on 2 MB of English, as the reference card, and with a
 # schedule that fits the run; evaluation, export with checkpoint branches, the Transformers check,
-# the summary JSON and the loss plot; then four variants of the bf16 run (dropout, an 8k vocabulary,
-# 10 epochs with dropout, batches of 4 x 512), each scored on full BLiMP in bf16. On 2 CPU cores: about
-# 3 hours, most of it training, plus about 2 hours for the variants.
+# the summary JSON and the loss plot; then variants of the bf16 run (dropout, an 8k vocabulary,
+# 10 epochs with dropout, batches of 4 and 2 x 512, a second seed), each scored on full BLiMP in bf16.
+# On 2 CPU cores: about 3 hours, most of it training, plus about 3 hours for the variants.
 #
 #   bash results/run_model_a.sh
 #   VARIANTS=0 bash results/run_model_a.sh     # without the variants
@@ -15,12 +15,13 @@ cd "$(dirname "$0")/.."
 
 [ -d data/model_a ] || python tokenize_data.py --model-a --corpus ../shared/data/corpora --out data/model_a
 
-train() {  # train OUT_DIR CONFIG...
+source results/common.sh  # finished OUT_DIR
+train() {  # train OUT_DIR CONFIG...: skips a finished run, resumes an interrupted one
     local out=$1; shift
-    if [ -f "$out/ckpt.pt" ] && [ "$(python -c "import torch,sys; c=torch.load(sys.argv[1],weights_only=False); print(int(c['iter_num'] >= c['config']['max_iters_resolved']))" "$out/ckpt.pt")" = 1 ]; then
-        return 0
-    fi
+    finished "$out" && return 0
     python train.py "$@" $([ -f "$out/ckpt.pt" ] && echo --resume)
+    # a Ctrl-C makes train.py save and exit 0: stop here rather than score a half-trained model
+    finished "$out" || { echo "$out: stopped before its last step; run the script again to resume"; exit 1; }
 }
 score() {  # score RUN EVAL_BLIMP_ARGS...: results/RUN/blimp.json, unless it exists
     local run=$1; shift
@@ -46,6 +47,14 @@ train out/model_a_fit_dropout $FIT_BF16 --dropout=0.1 --out_dir=out/model_a_fit_
 train out/model_a_fit_8k $FIT_BF16 --data_dir=data/model_a_8k --vocab_size=8000 --out_dir=out/model_a_fit_8k
 train out/model_a_fit_10ep $FIT_BF16 --epochs=10 --dropout=0.1 --warmup_iters=60 --eval_interval=60 \
     --out_dir=out/model_a_fit_10ep
-train out/model_a_fit_b4 $FIT_BF16 --batch_size=4 --warmup_iters=120 --lr=5e-4 --min_lr=5e-5 --eval_interval=120 \
-    --out_dir=out/model_a_fit_b4
-for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep model_a_fit_b4; do score $run --dtype bfloat16 --suite blimp; done
+B4="--batch_size=4 --warmup_iters=120 --lr=5e-4 --min_lr=5e-5 --eval_interval=120"
+train out/model_a_fit_b4 $FIT_BF16 $B4 --out_dir=out/model_a_fit_b4
+train out/model_a_fit_b2 $FIT_BF16 --batch_size=2 --warmup_iters=240 --lr=4e-4 --min_lr=4e-5 --eval_interval=240 \
+    --out_dir=out/model_a_fit_b2
+# the seed: the same two runs again with another initialisation and data order
+train out/model_a_fit_bf16_seed2 $FIT_BF16 --seed=2 --out_dir=out/model_a_fit_bf16_seed2
+train out/model_a_fit_b4_seed2 $FIT_BF16 $B4 --seed=2 --out_dir=out/model_a_fit_b4_seed2
+for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep model_a_fit_b4 model_a_fit_b2 model_a_fit_bf16_seed2 \
+    model_a_fit_b4_seed2; do
+    score $run --dtype bfloat16 --suite blimp
+done
