@@ -2,8 +2,8 @@
 # Results I of the README: Model A end to end on 2 MB of English, as the reference card, and with a
 # schedule that fits the run; evaluation, export with checkpoint branches, the Transformers check,
 # the summary JSON and the loss plot; then variants of the bf16 run (dropout, an 8k vocabulary,
-# 10 epochs with dropout, batches of 4 and 2 x 512, a second seed), each scored on full BLiMP in bf16.
-# On 2 CPU cores: about 3 hours, most of it training, plus about 3 hours for the variants.
+# 10 epochs with dropout, batches of 4 and 2 x 512, more seeds), each scored on full BLiMP in bf16.
+# On 2 CPU cores: about 3 hours, most of it training, plus about 3.5 hours for the variants.
 #
 #   bash results/run_model_a.sh
 #   VARIANTS=0 bash results/run_model_a.sh     # without the variants
@@ -51,10 +51,11 @@ B4="--batch_size=4 --warmup_iters=120 --lr=5e-4 --min_lr=5e-5 --eval_interval=12
 train out/model_a_fit_b4 $FIT_BF16 $B4 --out_dir=out/model_a_fit_b4
 train out/model_a_fit_b2 $FIT_BF16 --batch_size=2 --warmup_iters=240 --lr=4e-4 --min_lr=4e-5 --eval_interval=240 \
     --out_dir=out/model_a_fit_b2
-# the seed: the same two runs again with another initialisation and data order
+# the seed: the base run with two more, the batch-4 run with one more (initialisation and data order)
 train out/model_a_fit_bf16_seed2 $FIT_BF16 --seed=2 --out_dir=out/model_a_fit_bf16_seed2
+train out/model_a_fit_bf16_seed3 $FIT_BF16 --seed=3 --out_dir=out/model_a_fit_bf16_seed3
 train out/model_a_fit_b4_seed2 $FIT_BF16 $B4 --seed=2 --out_dir=out/model_a_fit_b4_seed2
 for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep model_a_fit_b4 model_a_fit_b2 model_a_fit_bf16_seed2 \
-    model_a_fit_b4_seed2; do
+    model_a_fit_bf16_seed3 model_a_fit_b4_seed2; do
     score $run --dtype bfloat16 --suite blimp
 done
