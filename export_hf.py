@@ -211,10 +211,8 @@ def write_folder(model: Transformer, tokenizer: Tokenizer, folder: str, dtype: s
     cfg = model.cfg
     files = tokenizer_files(tokenizer, cfg.max_seq_len)  # first: an unexportable tokenizer fails early
     files["config.json"] = json.dumps(hf_config(cfg, tokenizer, dtype), indent=2)
-    # generate() stops at either: training puts BOS before every document and no EOS after it, so the
-    # model ends a document by starting the next one
-    files["generation_config.json"] = json.dumps({
-        "bos_token_id": tokenizer.bos_id, "eos_token_id": [tokenizer.eos_id, tokenizer.bos_id],
+    files["generation_config.json"] = json.dumps({  # generate() stops at the next document's BOS too
+        "bos_token_id": tokenizer.bos_id, "eos_token_id": list(tokenizer.end_ids),
         "pad_token_id": tokenizer.pad_id, "do_sample": False}, indent=2)
     files["README.md"] = model_card(model, dtype, card_info or {})
     if (card_info or {}).get("eval") is not None:

@@ -295,6 +295,7 @@ class Transformer(nn.Module):
         pos = idx.shape[1]
         out = idx
         ended = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+        stop_ids = torch.tensor(stop_ids, dtype=torch.long, device=idx.device)
         for _ in range(max_new_tokens):
             logits = logits[:, -1, :].float()
             if temperature == 0.0:
@@ -306,7 +307,7 @@ class Transformer(nn.Module):
                     logits[logits < v[:, [-1]]] = float("-inf")
                 next_id = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
             out = torch.cat([out, next_id], dim=1)
-            ended |= torch.isin(next_id[:, 0], torch.tensor(stop_ids, dtype=torch.long, device=idx.device))
+            ended |= torch.isin(next_id[:, 0], stop_ids)
             if bool(ended.all()):
                 break
             if pos >= self.cfg.max_seq_len:

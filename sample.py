@@ -32,11 +32,10 @@ def main():
     ids = [tok.bos_id] + tok.encode(args.prompt)  # documents start with BOS in training
     x = torch.tensor([ids], dtype=torch.long, device=args.device)
     for _ in range(args.num_samples):
-        # training puts BOS before every document and no EOS after it: a BOS is the end of the sample
         y = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                           stop_ids=(tok.bos_id, tok.eos_id))
+                           stop_ids=tok.end_ids)
         new = y[0].tolist()[min(len(ids), max(1, model.cfg.max_seq_len - args.max_new_tokens)):]  # past the prompt generate() kept
-        if new and new[-1] in (tok.bos_id, tok.eos_id):
+        if new and new[-1] in tok.end_ids:
             new = new[:-1]
         print(tok.decode(ids[1:] + new))
         if args.num_samples > 1:

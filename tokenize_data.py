@@ -77,6 +77,7 @@ class Tokenizer:
     encode_batch(texts) -> list[list[int]]   the same for many texts, in parallel on all cores
     decode(ids) -> str               decode(encode(t)) == t
     vocab_size, bos_id, eos_id, pad_id
+    end_ids                          the ids that end a generated document: (eos_id, bos_id)
     to_dict() / Tokenizer.from_dict(d): the tokenizer as plain data, stored inside checkpoints
 
     Backends (the blob is the tokenizer file's bytes, so the tokenizer travels with data and checkpoints):
@@ -148,6 +149,12 @@ class Tokenizer:
         if self.backend == "spm":
             return self._sp.decode(ids)
         return self._enc.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    @property
+    def end_ids(self) -> tuple:
+        """Training puts BOS before every document and no EOS after it, so a model ends a document by
+        starting the next one: generation stops at either."""
+        return (self.eos_id, self.bos_id)
 
     def to_dict(self) -> dict:
         return {"backend": self.backend, "blob": base64.b64encode(self.blob).decode("ascii"), "sha256": self.sha256}

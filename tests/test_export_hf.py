@@ -182,7 +182,7 @@ def test_greedy_generate_gives_our_tokens(tokenizer, tmp_path):
     export_hf.export(model, tokenizer, str(tmp_path / "out"))
     hf = hf_load(tmp_path / "out")
     prompt = torch.tensor([[tokenizer.bos_id] + tokenizer.encode("The little dog")])
-    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=(tokenizer.eos_id, tokenizer.bos_id))
+    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=tokenizer.end_ids)
     theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False)
     assert ours.shape[1] > prompt.shape[1] + 1
     assert theirs.tolist() == ours.tolist()
@@ -198,7 +198,7 @@ def test_generate_ends_at_the_next_documents_bos(tokenizer, tmp_path):
     hf = hf_load(tmp_path / "out")
     prompt = torch.tensor([[tokenizer.bos_id] + tokenizer.encode("The little dog")])
     theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False)
-    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=(tokenizer.eos_id, tokenizer.bos_id))
+    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=tokenizer.end_ids)
     assert tokenizer.bos_id == 0  # argmax of all-zero logits
     assert theirs.tolist() == ours.tolist() == [prompt[0].tolist() + [tokenizer.bos_id]]
 
