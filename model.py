@@ -98,7 +98,8 @@ def rotate_half(x):
 def apply_rope(x, cos, sin):
     """Rotate queries or keys by their position (Su et al. 2021).
 
-    x: (B, n_heads, T, head_dim); cos, sin: (T, head_dim).
+    x: (B, n_heads, T, head_dim); cos, sin: (T, head_dim), or (B, 1, T, head_dim) when each row
+    has its own positions.
     x_rot = x * cos(m f) + rotate_half(x) * sin(m f), i.e. each pair (a, b) becomes
     (a cos - b sin, b cos + a sin): a 2-D rotation, so q_m . k_n depends on m - n only.
     """
@@ -116,7 +117,9 @@ class Attention(nn.Module):
         self.dropout = cfg.dropout
         self.flash = cfg.flash
 
-    def forward(self, x, cos, sin, kv_cache=None):
+    def forward(self, x, cos, sin, kv_cache=None, mask=None):
+        """mask: None for causal attention, or a bool tensor broadcastable to (B, n_heads, T, S),
+        True where a query may attend to a key (eval_blimp.py's prefix trees)."""
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, nh, T, hs)
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
@@ -137,17 +140,15 @@ class Attention(nn.Module):
 
         S = k.shape[2]  # keys seen: T during training, past + T during cached generation
         dropout_p = self.dropout if self.training else 0.0
-        if self.flash:
+        if mask is None and not (self.flash and S == T):
             # is_causal aligns the mask top-left, which is only right when queries and keys coincide
-            if S == T:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-            else:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, S, x.device),
-                                                   dropout_p=dropout_p)
+            mask = causal_mask(T, S, x.device)
+        if self.flash:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None)
         else:
             # softmax(q k^T / sqrt(hs) + mask) v, written out
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))  # (B, nh, T, S)
-            att = att.masked_fill(~causal_mask(T, S, x.device), float("-inf"))
+            att = att.masked_fill(~mask, float("-inf"))
             att = F.softmax(att.float(), dim=-1).type_as(q)
             att = F.dropout(att, p=dropout_p, training=self.training)
             y = att @ v                                                          # (B, nh, T, hs)
@@ -183,8 +184,8 @@ class TransformerBlock(nn.Module):
         self.feed_forward = FeedForward(cfg)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, kv_cache=None):
-        x = x + self.resid_dropout(self.attention(self.attention_norm(x), cos, sin, kv_cache))
+    def forward(self, x, cos, sin, kv_cache=None, mask=None):
+        x = x + self.resid_dropout(self.attention(self.attention_norm(x), cos, sin, kv_cache, mask))
         return x + self.feed_forward(self.ffn_norm(x))
 
 

@@ -80,17 +80,52 @@ def small_pairs(model, tiny_tokenizer):
     return pairs, seqs, gi, bi, np.array([naive_score(model, s) for s in seqs])
 
 
-@pytest.mark.parametrize("batch_tokens,pad_id", [(1, 0), (5, 299), (16, 2), (50, 0), (100_000, 299)])
-def test_batched_scores_equal_one_sentence_at_a_time(model, tiny_tokenizer, small_pairs, batch_tokens, pad_id):
+@pytest.mark.parametrize("batch_tokens,pad_id,row_positions", [(1, 0, 128), (5, 299, 1), (16, 2, 8), (50, 0, 20),
+                                                              (100_000, 299, 128), (100_000, 0, 1)])
+def test_batched_scores_equal_one_sentence_at_a_time(model, tiny_tokenizer, small_pairs, batch_tokens, pad_id,
+                                                     row_positions):
     pairs, seqs, gi, bi, expected = small_pairs
     assert len({len(s) for s in seqs}) > 5          # many lengths, so rows really are padded
-    scores = ev.score_sequences(model, seqs, batch_tokens=batch_tokens, pad_id=pad_id)
+    scores = ev.score_sequences(model, seqs, batch_tokens=batch_tokens, pad_id=pad_id,
+                                max_row_positions=row_positions)
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-4)
     # and each pair's two scores land in the right place once the length sort is undone
     bos = [tiny_tokenizer.bos_id]
     for k, p in enumerate(pairs[:4]):
         assert scores[gi[k]] == pytest.approx(naive_score(model, bos + tiny_tokenizer.encode(p["good"])), abs=1e-4)
         assert scores[bi[k]] == pytest.approx(naive_score(model, bos + tiny_tokenizer.encode(p["bad"])), abs=1e-4)
+
+
+# hand-made token sequences: a duplicate, one that is a prefix of another, one of a single token,
+# and two first tokens (a forest, as under --no-bos)
+TREE_SEQS = [[1, 2, 3, 4], [1, 2, 6], [1, 2, 3, 5], [7, 8], [1, 2, 3, 4], [9], [1, 2, 3]]
+
+
+def test_prefix_trees_hold_each_shared_prefix_once():
+    rows, paths = ev.pack_prefix_trees(TREE_SEQS)
+    # inputs (each sequence but its last token): 123, 12, 123, 7, 123, none, 12 -> the trie 1-2-3 and 7
+    assert len(rows) == 1
+    tokens, parent = rows[0]
+    assert tokens.tolist() == [1, 2, 3, 7] and parent.tolist() == [-1, 0, 1, -1]
+    assert [p and (p[0], p[1].tolist()) for p in paths] == [
+        (0, [0, 1, 2]), (0, [0, 1]), (0, [0, 1, 2]), (0, [3]), (0, [0, 1, 2]), None, (0, [0, 1])]
+    assert ev.tree_attention(parent).astype(int).tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]]
+    # rows of at most 2 positions, filled in sorted order 12, 123, 123, 123, 12, 7: a sequence longer
+    # than a row gets one of its own, and one that adds no position stays in the row it is in
+    rows, paths = ev.pack_prefix_trees(TREE_SEQS, max_positions=2)
+    assert [r[0].tolist() for r in rows] == [[1, 2], [1, 2, 3], [7]]
+    assert [p and (p[0], p[1].tolist()) for p in paths] == [
+        (1, [0, 1, 2]), (1, [0, 1]), (1, [0, 1, 2]), (2, [0]), (1, [0, 1, 2]), None, (0, [0, 1])]
+
+
+@pytest.mark.parametrize("row_positions,batch_tokens", [(1, 1), (2, 3), (4, 4), (128, 1000)])
+@pytest.mark.parametrize("flash", [True, False])   # SDPA with the tree mask, and the explicit attention
+def test_prefix_tree_scores_equal_one_sentence_at_a_time(tiny_tokenizer, row_positions, batch_tokens, flash):
+    model = tiny_model(tiny_tokenizer.vocab_size, flash=flash)
+    scores = ev.score_sequences(model, TREE_SEQS, batch_tokens=batch_tokens, max_row_positions=row_positions)
+    expected = [naive_score(model, s) for s in TREE_SEQS]
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-4)
+    assert scores[0] == scores[4] and scores[5] == 0.0
 
 
 def test_bos_is_conditioned_on_and_not_scored_and_the_other_conventions(model, tiny_tokenizer):
