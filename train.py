@@ -53,6 +53,7 @@ class TrainConfig:
     batch_size: int = 16                    # sequences per micro-batch
     block_size: int = 512                   # tokens per sequence
     grad_accum: int = 4                     # micro-batches per optimizer step (per process)
+    align_windows: bool = False             # start each window at a document (its first BOS), see TokenWindows
     keep_global_batch: bool = False         # under DDP, divide grad_accum by the world size
     # run length: give exactly one
     max_iters: Optional[int] = None
@@ -104,9 +105,15 @@ class TokenWindows:
     tokens, visited in a fresh random order each epoch, so "5 epochs" means each window is seen
     exactly 5 times. Sample i of the run is a pure function of (seed, i), and i is fixed by
     (step, micro_step, rank), so a resumed or re-sharded run draws exactly the same windows.
-    (mixer.Mixer is the other batch source, with the same methods.)"""
+    (mixer.Mixer is the other batch source, with the same methods.)
 
-    def __init__(self, data_dir, meta, batch_size, block_size, grad_accum, seed, rank=0, world_size=1):
+    align_windows: window k starts at the first BOS in its stretch [k T, (k+1) T) instead of at k T,
+    so that every window opens as an evaluated sentence does: BOS at position 0, nothing before it.
+    Each window still holds T + 1 tokens; the tokens a shift skips at one window's start are the end
+    of the window before, so the data seen per epoch changes by about one document per window."""
+
+    def __init__(self, data_dir, meta, batch_size, block_size, grad_accum, seed, rank=0, world_size=1,
+                 align_windows=False):
         self.B, self.T, self.grad_accum = batch_size, block_size, grad_accum
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.langs = sorted(meta["languages"])
@@ -115,6 +122,14 @@ class TokenWindows:
         if sum(counts) == 0:
             raise SystemExit(f"{data_dir}: fewer than block_size={block_size} training tokens")
         self.window_start = np.cumsum([0] + counts)  # window k belongs to the language whose range holds k
+        self.offsets = [np.arange(n, dtype=np.int64) * block_size for n in counts]  # per language, window k's start
+        if align_windows:  # move each window's start to the first BOS in its stretch, if it has one
+            for li, b in enumerate(self.bins):
+                bos = np.flatnonzero(np.asarray(b) == meta["bos_id"])
+                start = self.offsets[li]
+                first = np.append(bos, len(b))[np.searchsorted(bos, start)]  # first BOS at or after start
+                moved = np.where(first < start + block_size, first, start)
+                self.offsets[li] = np.minimum(moved, len(b) - block_size - 1)  # the last window must fit
         self.n_windows = int(self.window_start[-1])
         self._epoch, self._order = None, None
 
@@ -126,7 +141,7 @@ class TokenWindows:
             self._epoch = epoch
         w = int(self._order[k])
         li = int(np.searchsorted(self.window_start, w, side="right") - 1)
-        return li, (w - int(self.window_start[li])) * self.T
+        return li, int(self.offsets[li][w - int(self.window_start[li])])
 
     def window(self, sample_index):
         li, offset = self.position(sample_index)
@@ -256,8 +271,11 @@ def main(argv):
     if cfg.block_size > model_cfg.max_seq_len:
         raise SystemExit(f"config: block_size={cfg.block_size} exceeds max_seq_len={model_cfg.max_seq_len}")
     if mix_cfg.mixer == "none":
-        batches = TokenWindows(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed, rank, world_size)
+        batches = TokenWindows(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed, rank,
+                               world_size, cfg.align_windows)
     else:
+        if cfg.align_windows:
+            raise SystemExit("config: align_windows applies to the plain batch source; the mixer draws its own offsets")
         batches = Mixer(mix_cfg, cfg.data_dir, cfg.batch_size, cfg.block_size, cfg.seed, rank, world_size)
         if master:
             print(batches.describe())

@@ -2,8 +2,9 @@
 # Results I of the README: Model A end to end on 2 MB of English, as the reference card, and with a
 # schedule that fits the run; evaluation, export with checkpoint branches, the Transformers check,
 # the summary JSON and the loss plot; then variants of the bf16 run (dropout, an 8k vocabulary,
-# 10 epochs with dropout, batches of 4 and 2 x 512, more seeds), each scored on full BLiMP in bf16.
-# On 2 CPU cores: about 3 hours, most of it training, plus about 3.5 hours for the variants.
+# 10 epochs with dropout, batches of 4 and 2 x 512, more seeds, document-aligned windows), each scored
+# on full BLiMP in bf16.
+# On 2 CPU cores: about 3 hours, most of it training, plus about 4 hours for the variants.
 #
 #   bash results/run_model_a.sh
 #   VARIANTS=0 bash results/run_model_a.sh     # without the variants
@@ -55,7 +56,11 @@ train out/model_a_fit_b2 $FIT_BF16 --batch_size=2 --warmup_iters=240 --lr=4e-4 -
 train out/model_a_fit_bf16_seed2 $FIT_BF16 --seed=2 --out_dir=out/model_a_fit_bf16_seed2
 train out/model_a_fit_bf16_seed3 $FIT_BF16 --seed=3 --out_dir=out/model_a_fit_bf16_seed3
 train out/model_a_fit_b4_seed2 $FIT_BF16 $B4 --seed=2 --out_dir=out/model_a_fit_b4_seed2
+# every window opens at a document's BOS, as an evaluated sentence does
+train out/model_a_fit_align $FIT_BF16 --align_windows=True --out_dir=out/model_a_fit_align
 for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep model_a_fit_b4 model_a_fit_b2 model_a_fit_bf16_seed2 \
-    model_a_fit_bf16_seed3 model_a_fit_b4_seed2; do
+    model_a_fit_bf16_seed3 model_a_fit_b4_seed2 model_a_fit_align; do
     score $run --dtype bfloat16 --suite blimp
 done
+# a document's first tokens scored alone (as BLiMP scores a sentence) and inside a training window
+python results/context_loss.py out/model_a_fit_bf16/ckpt.pt out/model_a_fit_align/ckpt.pt --json results/model_a_context_loss.json

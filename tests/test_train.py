@@ -131,6 +131,24 @@ def test_token_windows_visit_every_window_once_per_epoch(tiny_data):
     assert sorted(second) == sorted(seen) and second != seen  # the next epoch: same windows, new order
 
 
+def test_aligned_windows_start_at_the_first_bos_of_their_stretch(tmp_path):
+    # documents (BOS = 0) at 0, 10, 13 and 33 of 42 tokens: five windows of 8 (+1) tokens
+    tokens = np.full(42, 5, dtype=np.uint16)
+    tokens[[0, 10, 13, 33]] = 0
+    os.makedirs(tmp_path / "eng")
+    tokens.tofile(tmp_path / "eng" / "train.bin")
+    meta = {"dtype": "uint16", "bos_id": 0, "languages": {"eng": {}}}
+    plain = train.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0)
+    aligned = train.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0,
+                                 align_windows=True)
+    assert plain.offsets[0].tolist() == [0, 8, 16, 24, 32]
+    # stretches [0, 8) and [8, 16) hold a BOS (0, 10); [16, 24) and [24, 32) none; [32, 40) the one at 33
+    assert aligned.offsets[0].tolist() == [0, 10, 16, 24, 33]
+    windows = [aligned.window(i)[1] for i in range(aligned.n_windows)]
+    assert all(len(w) == 9 for w in windows)                     # the last one still fits
+    assert sorted(w[0] for w in windows) == [0, 0, 0, 5, 5]
+
+
 def test_ddp_ranks_draw_disjoint_parts_of_the_same_global_batch(tiny_data):
     meta = train.read_meta(tiny_data)
     one = train.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=2, seed=0)
