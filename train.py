@@ -260,6 +260,10 @@ def main(argv):
     if device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if device_type == "cpu":
+        # compiled (Inductor) CPU kernels otherwise add some gradients up in a thread-dependent order,
+        # so two runs drift apart from the 4th step; this costs nothing measurable on Model A
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
     # -- data
     meta = read_meta(cfg.data_dir)
