@@ -268,7 +268,7 @@ def score_sequences(model, seqs, batch_tokens: int = 2048, dtype=None, pad_id: i
     for i, p in enumerate(paths):
         if p is not None:
             in_row[p[0]].append(i)
-    scores = np.zeros(len(seqs), dtype=np.float64)   # a one-token sequence has nothing to score: 0
+    scores = torch.zeros(len(seqs), dtype=torch.float64, device=device)  # a one-token sequence scores 0
     lengths = np.array([len(tokens) for tokens, _ in rows])
     order = np.argsort(-lengths, kind="stable")
     bar = _progress_bar(len(seqs), desc, progress)
@@ -295,12 +295,11 @@ def score_sequences(model, seqs, batch_tokens: int = 2048, dtype=None, pad_id: i
         x, depth, mask = (torch.from_numpy(a).to(device, non_blocking=True) for a in (x, depth, mask))
         with torch.autocast(device.type, dtype=dtype, enabled=autocast):
             h = final_hidden(model, x, depth, mask)       # (B, N, dim)
-            sums = logprob_sums(model.output, h.flatten(0, 1), node, target, owner, len(seqs))
-        scores += sums.cpu().numpy()
+            add_logprobs(scores, model.output, h.flatten(0, 1), node, target, owner)
         bar.update(sum(len(in_row[r]) for r in batch))
         start += len(batch)
     bar.close()
-    return scores
+    return scores.cpu().numpy()
 
 
 def final_hidden(model, x, position, mask):
@@ -309,7 +308,7 @@ def final_hidden(model, x, position, mask):
 
     Why not model(x)? Its positions are 0 .. T-1 with causal attention, where a tree needs each
     node's depth and its ancestors; and it projects every position (or only the last) to the
-    vocabulary, where logprob_sums projects each scored position once, a slice at a time, so the
+    vocabulary, where add_logprobs projects each scored position once, a slice at a time, so the
     full fp32 logits never exist at once. tests/test_eval_blimp.py checks the scores against model(x, x).
     """
     cos, sin = model.rope_cos[position][:, None], model.rope_sin[position][:, None]  # (B, 1, T, head_dim)
@@ -322,18 +321,16 @@ def final_hidden(model, x, position, mask):
 LOGIT_ROWS = 512  # positions projected to the vocabulary at a time: 512 x 16k fp32 logits = 33 MB
 
 
-def logprob_sums(output, h, node, target, owner, n_out: int):
-    """sums[o] = sum over entries e with owner[e] == o of log_softmax(output(h[node[e]]))[target[e]],
-    fp64 (n_out,). Only the positions some entry names are projected; the logits go to fp32 before
-    the log-softmax, whatever dtype the projection ran in."""
+def add_logprobs(sums, output, h, node, target, owner):
+    """sums[owner[e]] += log_softmax(output(h[node[e]]))[target[e]] for every entry e, in fp64.
+    Only the positions some entry names are projected; the logits go to fp32 before the
+    log-softmax, whatever dtype the projection ran in."""
     used, node = torch.unique(node, return_inverse=True)         # sorted positions, entry -> index
     h = h[used]
-    sums = torch.zeros(n_out, dtype=torch.float64, device=h.device)
     for i in range(0, len(used), LOGIT_ROWS):
         here = (node >= i) & (node < i + LOGIT_ROWS)
         logp = output(h[i:i + LOGIT_ROWS]).float().log_softmax(-1)                 # (<=512, V)
         sums.index_add_(0, owner[here], logp[node[here] - i, target[here]].double())
-    return sums
 
 
 def _progress_bar(total, desc, enabled):

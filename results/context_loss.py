@@ -65,7 +65,6 @@ def main():
     ap.add_argument("--data-dir", default=os.path.join(ROOT, "data", "model_a"))
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    torch.manual_seed(0)
     results = []
     for path in args.checkpoints:
         if not os.path.isfile(path):
