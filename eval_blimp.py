@@ -1,11 +1,11 @@
 """
 Score a causal language model on minimal pairs: BLiMP and its Dutch and Chinese peers.
 
-    python eval_blimp.py out/model_a/ckpt.pt                       # full English BLiMP
-    python eval_blimp.py out/model_a/ckpt.pt --suite blimp_filtered,blimp_supplement --fast
+    python eval_blimp.py out/model_a/ckpt.safetensors                       # full English BLiMP
+    python eval_blimp.py out/model_a/ckpt.safetensors --suite blimp_filtered,blimp_supplement --fast
     python eval_blimp.py exports/model_a --suite blimp,blimp_nl,zhoblimp --out results/blimp.json
-    python eval_blimp.py out/model_a/ckpt.pt --suite my_pairs.jsonl    # any JSONL of pairs, or a folder
-    python eval_blimp.py out/model_a/ckpt.pt --leading-space --no-bos  # other pipelines' conventions
+    python eval_blimp.py out/model_a/ckpt.safetensors --suite my_pairs.jsonl    # any JSONL of pairs, or a folder
+    python eval_blimp.py out/model_a/ckpt.safetensors --leading-space --no-bos  # other pipelines' conventions
 
 From code (train.py and the results scripts do this):
 
@@ -61,7 +61,8 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from model import DTYPES
 
 DEFAULT_DATA_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
 
@@ -180,15 +181,14 @@ def encode_pairs(pairs, tokenizer, max_seq_len: int, bos: bool = True, leading_s
                 index[text] = len(texts)
                 texts.append(text)
             out[k] = index[text]
-    ids = tokenizer.encode_batch(texts)
-    seqs = [[tokenizer.bos_id] + s if bos else s for s in ids]
+    seqs = tokenizer.encode_documents(texts, bos)
     for k, p in enumerate(pairs):  # a sentence is scored from n - 1 inputs predicting n - 1 targets
         for key, i in (("good", good_idx[k]), ("bad", bad_idx[k])):
             if len(seqs[i]) - 1 > max_seq_len:
                 raise SystemExit(f"{p['file']}:{p['line']}: sentence_{key} is {len(seqs[i]) - 1} tokens "
                                  f"after {'BOS' if bos else 'its first token'}, more than the model's "
                                  f"context of {max_seq_len}")
-            if not ids[i]:
+            if len(seqs[i]) == int(bos):
                 raise SystemExit(f"{p['file']}:{p['line']}: sentence_{key} encodes to no tokens")
     return seqs, good_idx, bad_idx
 
@@ -346,10 +346,9 @@ def resolve_dtype(dtype, device: torch.device):
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in names:
-        raise SystemExit(f"--dtype {dtype}: use one of {', '.join(names)}")
-    return names[dtype]
+    if dtype not in DTYPES:
+        raise SystemExit(f"--dtype {dtype}: use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
 
 
 def default_batch_tokens(device: torch.device) -> int:
@@ -479,33 +478,10 @@ def format_table(name: str, r: dict, settings: dict = None) -> str:
     return "\n".join(lines)
 
 
-def load_model(path: str, device: str, tokenizer_path: str = None):
-    """(model, tokenizer) from a train.py checkpoint or an export_hf.py folder."""
-    from tokenize_data import Tokenizer, load_tokenizer
-    if os.path.isdir(path):
-        try:
-            from export_hf import load_hf
-        except ImportError:
-            raise SystemExit(f"{path}: is a folder, and reading exported folders needs export_hf.py")
-        model, tokenizer = load_hf(path)
-        model = model.to(device)
-    else:
-        from model import load_checkpoint
-        model, ckpt = load_checkpoint(path, device)
-        tokenizer = Tokenizer.from_dict(ckpt["tokenizer"]) if ckpt.get("tokenizer") else None
-    if tokenizer_path:
-        tokenizer = load_tokenizer(tokenizer_path)
-    if tokenizer is None:
-        raise SystemExit(f"{path}: holds no tokenizer; give one with --tokenizer")
-    if tokenizer.vocab_size > model.cfg.vocab_size:
-        raise SystemExit(f"{path}: tokenizer has {tokenizer.vocab_size} tokens, the model only {model.cfg.vocab_size}")
-    return model, tokenizer
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Minimal-pair evaluation (BLiMP and peers) of a causal LM.",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", help="a train.py checkpoint (.pt) or an export_hf.py folder")
+    ap.add_argument("model", help="a train.py checkpoint (.safetensors) or an export_hf.py folder")
     ap.add_argument("--suite", default="blimp",
                     help=f"comma-separated suites ({', '.join(SUITES)}), pair files or folders (default blimp)")
     ap.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="where the suites live (default ../shared/data)")
@@ -523,6 +499,7 @@ def main(argv=None):
     if args.batch_tokens is not None and args.batch_tokens < 1:
         raise SystemExit(f"--batch-tokens {args.batch_tokens}: must be at least 1")
 
+    from checkpoint import load_model
     model, tokenizer = load_model(args.model, args.device, args.tokenizer)
     result = evaluate(model, tokenizer, args.suite, data_root=args.data_root, fast=args.fast,
                       leading_space=args.leading_space, bos=not args.no_bos, batch_tokens=args.batch_tokens,

@@ -1,10 +1,10 @@
 """
 Export a checkpoint to a Transformers LlamaForCausalLM folder, and read such a folder back.
 
-    python export_hf.py out/ckpt.pt exports/model_a                   # one folder
-    python export_hf.py out/ckpt.pt exports/model_a --dtype bfloat16 --eval results/blimp.json
+    python export_hf.py out/ckpt.safetensors exports/model_a                   # one folder
+    python export_hf.py out/ckpt.safetensors exports/model_a --dtype bfloat16 --eval results/blimp.json
     python export_hf.py --all out/ exports/model_a_repo               # BabyLM checkpoint branches
-    python export_hf.py out/ckpt.pt exports/model_a --force           # replace an earlier export
+    python export_hf.py out/ckpt.safetensors exports/model_a --force           # replace an earlier export
 
 The folder loads with no custom code:
 
@@ -32,8 +32,8 @@ tokenizer.json gets a TemplateProcessing post-processor "<s> $A": tokenizer(text
 our tokenizer, so a literal "<s>" in a text is text, not BOS.
 
 --all RUN_DIR OUT builds one git repository in OUT: every milestone checkpoint
-RUN_DIR/checkpoints/chck_{N}M.pt (train.py writes them when 1M..10M, 20M..100M, 200M..1000M words
-or tokens have been seen) becomes a commit on a branch of the same name, and RUN_DIR/ckpt.pt the
+RUN_DIR/checkpoints/chck_{N}M.safetensors (train.py writes them when 1M..10M, 20M..100M, 200M..1000M words
+or tokens have been seen) becomes a commit on a branch of the same name, and RUN_DIR/ckpt.safetensors the
 last commit, on main: one line of history, so `git log main` walks back through the milestones.
 Author, committer and dates are fixed, so the same run gives the same commit ids. Pushing it to
 the Hub (`git push --all`) gives the revisions the BabyLM 2026 evaluation scripts pull
@@ -56,12 +56,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 
-import torch
 
-from model import ModelConfig, Transformer, load_checkpoint
-from tokenize_data import Tokenizer
+from checkpoint import CHECKPOINT_FILE, load_checkpoint, read_info, staged_folder
+from model import DTYPES, ModelConfig, Transformer
+from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
 # names: ours (Meta / llama2.c) -> Transformers' LlamaForCausalLM
@@ -81,12 +80,11 @@ HF_TOP_NAMES = {"tok_embeddings": "model.embed_tokens", "norm": "model.norm", "o
 OUR_LAYER_NAMES = {v: k for k, v in HF_LAYER_NAMES.items()}
 OUR_TOP_NAMES = {v: k for k, v in HF_TOP_NAMES.items()}
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LICENSE = "apache-2.0"  # of the code and these weights; the training data keep their own licenses
 
 # --all: fixed identity and dates, so the same run always gives the same commit ids
 GIT_IDENTITY = {"name": "export_hf.py", "email": "export_hf@babylm.invalid", "date": "2026-01-01T00:00:00+00:00"}
-MILESTONE = re.compile(r"^chck_(\d+)M\.pt$")
+MILESTONE = re.compile(r"^chck_(\d+)M\.safetensors$")
 
 
 def hf_name(name: str) -> str:
@@ -240,36 +238,10 @@ def export(model: Transformer, tokenizer: Tokenizer, out_dir: str, dtype: str = 
         write_folder(model, tokenizer, tmp, dtype, card_info)
 
 
-class staging:
-    """`with staging(out, force) as tmp:` gives a fresh folder next to out; on success it becomes
-    out (an earlier out is replaced only with force), on any error or Ctrl-C it is removed."""
-
-    def __init__(self, out_dir: str, force: bool, keep=()):
-        self.out = os.path.abspath(out_dir)
-        check_out_dir(self.out, force, keep)
-
-    def __enter__(self):
-        parent = os.path.dirname(self.out)
-        os.makedirs(parent, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out)}.tmp-", dir=parent)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700
-        old = None
-        if os.path.isdir(self.out):
-            if os.listdir(self.out):
-                old = self.tmp + "-old"
-                os.rename(self.out, old)
-            else:
-                os.rmdir(self.out)
-        os.rename(self.tmp, self.out)
-        if old:
-            shutil.rmtree(old)
-        return False
+def staging(out_dir: str, force: bool, keep=()):
+    """A staged_folder for out_dir, after checking that out_dir may be replaced (check_out_dir)."""
+    check_out_dir(os.path.abspath(out_dir), force, keep)
+    return staged_folder(out_dir)
 
 
 def check_out_dir(out: str, force: bool, keep=()):
@@ -474,14 +446,9 @@ def export_checkpoint(ckpt_path: str, out_dir: str, dtype: str = "float32", eval
 
 
 def checkpoint_counters(path: str) -> dict:
-    """words_seen / tokens_seen of a checkpoint, read without building its model."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as e:
-        raise SystemExit(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:120]})")
-    if not isinstance(ck, dict) or "model" not in ck:
-        raise SystemExit(f"{path}: not a checkpoint written by train.py (no 'model' / 'model_config')")
-    return {"words_seen": ck.get("words_seen"), "tokens_seen": ck.get("tokens_seen")}
+    """words_seen / tokens_seen of a checkpoint, read without loading its tensors."""
+    info = read_info(path)
+    return {"words_seen": info.get("words_seen"), "tokens_seen": info.get("tokens_seen")}
 
 
 def run_git(repo: str, *args):
@@ -505,9 +472,9 @@ def export_all(run_dir: str, out_dir: str, dtype: str = "float32", eval_path: st
         raise SystemExit(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     if shutil.which("git") is None:
         raise SystemExit("git: not found; --all needs the git command line tool")
-    final = os.path.join(run_dir, "ckpt.pt")
+    final = os.path.join(run_dir, CHECKPOINT_FILE)
     if not os.path.isfile(final):
-        raise SystemExit(f"{run_dir}: no ckpt.pt (the final model, for main); is this a train.py run folder?")
+        raise SystemExit(f"{run_dir}: no {CHECKPOINT_FILE} (the final model, for main); is this a train.py run folder?")
     ck_dir = os.path.join(run_dir, "checkpoints")
     names = os.listdir(ck_dir) if os.path.isdir(ck_dir) else []
     milestones = sorted((int(m.group(1)), n) for n in names if (m := MILESTONE.match(n)))
@@ -516,7 +483,7 @@ def export_all(run_dir: str, out_dir: str, dtype: str = "float32", eval_path: st
     repo_name = os.path.basename(os.path.abspath(out_dir))
 
     # every branch's card lists all branches, so read the counters of every checkpoint first
-    steps = [(n[:-len(".pt")], os.path.join(ck_dir, n)) for _, n in milestones] + [("main", final)]
+    steps = [(n[:-len(".safetensors")], os.path.join(ck_dir, n)) for _, n in milestones] + [("main", final)]
     branches = [{"name": b, **checkpoint_counters(path)} for b, path in steps[:-1]]
 
     with staging(out_dir, force, keep=[run_dir]) as repo:
@@ -637,7 +604,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Export a checkpoint to a Transformers LlamaForCausalLM folder.")
     p.add_argument("ckpt", help="checkpoint file (or, with --all, the run folder)")
     p.add_argument("out", help="output folder (with --all: the git repository to create)")
-    p.add_argument("--all", action="store_true", help="RUN_DIR: milestone checkpoints as branches, ckpt.pt on main")
+    p.add_argument("--all", action="store_true", help="RUN_DIR: milestone checkpoints as branches, ckpt.safetensors on main")
     p.add_argument("--dtype", default="float32", choices=list(DTYPES))
     p.add_argument("--eval", default=None, help="result JSON (eval_blimp.py --out) for the model card")
     p.add_argument("--force", action="store_true", help="replace an earlier export in out")

@@ -57,6 +57,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from data import open_bin, read_meta
+
 
 @dataclass
 class MixerConfig:
@@ -360,10 +362,7 @@ class Mixer:
         self.seed, self.rank, self.world_size = int(seed) % 2**63, int(rank), int(world_size)
 
         meta_path = os.path.join(data_dir, "meta.json")
-        if not os.path.isfile(meta_path):
-            raise SystemExit(f"{meta_path}: no meta.json (not a folder written by tokenize_data.py)")
-        with open(meta_path) as f:
-            meta = json.load(f)
+        meta = read_meta(data_dir)
         langs_meta = meta.get("languages") or {}
         if cfg.languages:
             langs = cfg.languages if isinstance(cfg.languages, (list, tuple)) else cfg.languages.replace(",", " ").split()
@@ -379,10 +378,7 @@ class Mixer:
         # memmap each language's train.bin and read its sizes
         self.data, stats = {}, {}
         for l in langs:
-            path = os.path.join(data_dir, l, "train.bin")
-            if not os.path.isfile(path) or os.path.getsize(path) == 0:
-                raise SystemExit(f"{path}: missing or empty")
-            self.data[l] = np.memmap(path, dtype=meta.get("dtype", "uint16"), mode="r")
+            self.data[l] = open_bin(data_dir, meta, l, "train")
             info = langs_meta[l]
             try:
                 stats[l] = {"tokens": len(self.data[l]), "bytes": float(info["train"]["bytes"]),

@@ -318,6 +318,10 @@ class Transformer(nn.Module):
         return out
 
 
+# The precisions a run, an evaluation or an export can use, by the names configs and flags give.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 # Peak dense bf16 tensor-core FLOP/s (no sparsity), from the vendors' data sheets.
 PEAK_BF16_FLOPS = {
     "H200": 989e12,
@@ -336,27 +340,3 @@ def peak_flops_for(device=None) -> Optional[float]:
         if key in name:
             return flops
     return None
-
-
-def load_checkpoint(path, device="cpu"):
-    """Build the model stored in a train.py checkpoint. Returns (model, checkpoint dict).
-
-    The checkpoint dict also holds "model_config", "config" (the training config), "tokenizer"
-    (see tokenize_data.Tokenizer.to_dict), "iter_num", "tokens_seen" and, in resumable checkpoints,
-    the optimizer, RNG and sampler states. Errors are one line naming the file.
-    """
-    import os
-    if not os.path.isfile(path):
-        raise SystemExit(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:  # a truncated file, or not a torch file at all
-        raise SystemExit(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:120]})")
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise SystemExit(f"{path}: not a checkpoint written by train.py (no 'model' / 'model_config')")
-    model = Transformer(ModelConfig(**ckpt["model_config"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise SystemExit(f"{path}: weights do not fit the stored model_config: {str(e).splitlines()[0]}")
-    return model.to(device), ckpt

@@ -1,15 +1,14 @@
 """
 Generate text from a train.py checkpoint.
 
-    python sample.py out/model_a/ckpt.pt --prompt "The cat" --max_new_tokens=100 --temperature=0.8 --top_k=50
+    python sample.py out/model_a/ckpt.safetensors --prompt "The cat" --max_new_tokens=100 --temperature=0.8 --top_k=50
 """
 
 import argparse
 
 import torch
 
-from model import load_checkpoint
-from tokenize_data import Tokenizer
+from checkpoint import load_model
 
 
 def main():
@@ -25,11 +24,8 @@ def main():
     args = p.parse_args()
 
     torch.manual_seed(args.seed)
-    model, ckpt = load_checkpoint(args.checkpoint, args.device)
-    if not ckpt.get("tokenizer"):
-        raise SystemExit(f"{args.checkpoint}: the checkpoint carries no tokenizer")
-    tok = Tokenizer.from_dict(ckpt["tokenizer"])
-    ids = [tok.bos_id] + tok.encode(args.prompt)  # documents start with BOS in training
+    model, tok = load_model(args.checkpoint, args.device)
+    ids = tok.encode_document(args.prompt)  # a document as training saw its start
     x = torch.tensor([ids], dtype=torch.long, device=args.device)
     for _ in range(args.num_samples):
         y = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,

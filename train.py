@@ -3,13 +3,13 @@ Train a LLaMA on token bins made by tokenize_data.py. One process (CPU, one GPU)
 
     python train.py config/model_a.py
     python train.py config/model_a.py --lr=1e-3 --max_iters=100     # overrides
-    python train.py config/model_a.py --resume                      # continue out_dir/ckpt.pt exactly
+    python train.py config/model_a.py --resume                      # continue out_dir/ckpt.safetensors exactly
     torchrun --standalone --nproc_per_node=4 train.py config/model_a.py
 
 Everything the run does is set by three dataclasses: ModelConfig (model.py), TrainConfig (below)
 and MixerConfig (mixer.py); configurator.py explains the config files. A run folder (out_dir) gets
 config.json, log.jsonl (one JSON record per log interval, evaluation, mixer update and checkpoint),
-ckpt.pt (the latest resumable checkpoint, replaced atomically) and checkpoints/chck_{N}M.pt
+ckpt.safetensors (the latest resumable checkpoint, replaced atomically) and checkpoints/chck_{N}M.safetensors
 (the BabyLM milestone checkpoints that export_hf.py --all turns into branches).
 """
 
@@ -26,15 +26,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_model, load_train_state, milestone_name,
+                        remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state, write_json)
 from configurator import load_config
+from data import TokenWindows, heldout_windows, read_meta
 from mixer import Mixer, MixerConfig
-from model import ModelConfig, Transformer, load_checkpoint
-from tokenize_data import load_tokenizer
+from model import DTYPES, ModelConfig, Transformer
+from tokenizer import load_tokenizer
 
 
 @dataclass
@@ -45,7 +47,7 @@ class TrainConfig:
     eval_interval: int = 200                # iterations between evaluations (and checkpoints)
     eval_windows: int = 64                  # held-out windows per language, the same ones every time
     log_interval: int = 10
-    resume: bool = False                    # continue from out_dir/ckpt.pt
+    resume: bool = False                    # continue from out_dir/ckpt.safetensors
     init_from: Optional[str] = None         # start from these weights (a checkpoint or exported folder)
     milestone_unit: str = "words"           # BabyLM checkpoints at 1M, 2M, ... "words" or "tokens"; "none" = off
     stop_iter: Optional[int] = None         # stop early (checkpoint saved) without changing the schedule
@@ -76,109 +78,6 @@ class TrainConfig:
     ddp_timeout: int = 600                  # seconds a rank waits for the others before giving up
 
 
-# BabyLM's checkpoint schedule: 1M..10M by 1M, 20M..100M by 10M, 200M..1000M by 100M
-MILESTONES = [m * 10**6 for m in list(range(1, 10)) + list(range(10, 100, 10)) + list(range(100, 1001, 100))]
-
-
-# ----------------------------------------------------------------------------- data
-
-def read_meta(data_dir):
-    path = os.path.join(data_dir, "meta.json")
-    if not os.path.isfile(path):
-        raise SystemExit(f"{data_dir}: no meta.json; make the data first (python tokenize_data.py --out {data_dir} ...)")
-    with open(path) as f:
-        meta = json.load(f)
-    if not meta.get("languages"):
-        raise SystemExit(f"{path}: no languages listed")
-    return meta
-
-
-def open_bin(data_dir, meta, lang, split):
-    path = os.path.join(data_dir, lang, f"{split}.bin")
-    if not os.path.isfile(path) or os.path.getsize(path) == 0:
-        raise SystemExit(f"{path}: missing or empty token file")
-    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
-
-
-class TokenWindows:
-    """The plain batch source: every language's train.bin cut into windows of block_size + 1
-    tokens, visited in a fresh random order each epoch, so "5 epochs" means each window is seen
-    exactly 5 times. Sample i of the run is a pure function of (seed, i), and i is fixed by
-    (step, micro_step, rank), so a resumed or re-sharded run draws exactly the same windows.
-    (mixer.Mixer is the other batch source, with the same methods.)
-
-    align_windows: window k starts at the first BOS in its stretch [k T, (k+1) T) instead of at k T,
-    so that every window opens as an evaluated sentence does: BOS at position 0, nothing before it.
-    Each window still holds T + 1 tokens; the tokens a shift skips at one window's start are the end
-    of the window before, so the data seen per epoch changes by about one document per window."""
-
-    def __init__(self, data_dir, meta, batch_size, block_size, grad_accum, seed, rank=0, world_size=1,
-                 align_windows=False):
-        self.B, self.T, self.grad_accum = batch_size, block_size, grad_accum
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.langs = sorted(meta["languages"])
-        self.bins = [open_bin(data_dir, meta, lang, "train") for lang in self.langs]
-        counts = [(len(b) - 1) // block_size for b in self.bins]  # full windows per language
-        if sum(counts) == 0:
-            raise SystemExit(f"{data_dir}: fewer than block_size={block_size} training tokens")
-        self.window_start = np.cumsum([0] + counts)  # window k belongs to the language whose range holds k
-        self.offsets = [np.arange(n, dtype=np.int64) * block_size for n in counts]  # per language, window k's start
-        if align_windows:  # move each window's start to the first BOS in its stretch, if it has one
-            for li, b in enumerate(self.bins):
-                bos = np.flatnonzero(np.asarray(b) == meta["bos_id"])
-                start = self.offsets[li]
-                first = np.append(bos, len(b))[np.searchsorted(bos, start)]  # first BOS at or after start
-                moved = np.where(first < start + block_size, first, start)
-                self.offsets[li] = np.minimum(moved, len(b) - block_size - 1)  # the last window must fit
-        self.n_windows = int(self.window_start[-1])
-        self._epoch, self._order = None, None
-
-    def position(self, sample_index):
-        """(language index, token offset) of the run's sample_index-th window."""
-        epoch, k = divmod(sample_index, self.n_windows)
-        if epoch != self._epoch:  # one shuffle per epoch, cached
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
-            self._epoch = epoch
-        w = int(self._order[k])
-        li = int(np.searchsorted(self.window_start, w, side="right") - 1)
-        return li, int(self.offsets[li][w - int(self.window_start[li])])
-
-    def window(self, sample_index):
-        li, offset = self.position(sample_index)
-        return li, np.asarray(self.bins[li][offset:offset + self.T + 1], dtype=np.int64)
-
-    def get_batch(self, step, micro_step):
-        first = ((step * self.grad_accum + micro_step) * self.world_size + self.rank) * self.B
-        rows = [self.window(first + b) for b in range(self.B)]
-        data = torch.from_numpy(np.stack([r for _, r in rows]))  # (B, T+1)
-        langs = {self.langs[li] for li, _ in rows}
-        return data[:, :-1], data[:, 1:], (langs.pop() if len(langs) == 1 else "mixed")
-
-    def train_tokens(self):
-        return self.n_windows * self.T
-
-    def update(self, step, val_losses):
-        return None  # a fixed mixture: nothing to learn from the held-out losses
-
-    def state_dict(self):
-        return {}  # everything is a function of (seed, step): no state to keep
-
-    def load_state_dict(self, state):
-        pass
-
-
-def heldout_windows(data_dir, meta, block_size, n_windows):
-    """Per language, n_windows evenly spaced windows of val.bin: the same tokens at every evaluation."""
-    out = {}
-    for lang in sorted(meta["languages"]):
-        val = open_bin(data_dir, meta, lang, "val")
-        if len(val) < block_size + 1:
-            raise SystemExit(f"{os.path.join(data_dir, lang, 'val.bin')}: fewer than block_size+1={block_size + 1} tokens")
-        starts = np.linspace(0, len(val) - block_size - 1, num=min(n_windows, len(val) // block_size)).astype(np.int64)
-        out[lang] = torch.from_numpy(np.stack([np.asarray(val[s:s + block_size + 1], dtype=np.int64) for s in starts]))
-    return out
-
-
 # ----------------------------------------------------------------------------- schedule
 
 def learning_rate(it, cfg, max_iters):
@@ -191,37 +90,6 @@ def learning_rate(it, cfg, max_iters):
     if cfg.decay == "linear":
         return cfg.lr - progress * (cfg.lr - cfg.min_lr)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)  # cosine
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def save_atomic(obj, path):
-    """Write to a temporary file in the same folder, flush it to disk, then rename: a crash or
-    Ctrl-C at any moment leaves either the old file or the new one, never half of one."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def rng_state():
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ----------------------------------------------------------------------------- main
@@ -255,7 +123,7 @@ def main(argv):
     dtype = cfg.dtype
     if dtype == "auto":
         dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device_type == "cuda" else "float32"
-    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    ptdtype = DTYPES[dtype]
     autocast = nullcontext() if dtype == "float32" else torch.autocast(device_type=device_type, dtype=ptdtype)
     if device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -299,23 +167,25 @@ def main(argv):
         max_iters = math.ceil(cfg.epochs * batches.train_tokens() / tokens_per_iter)
 
     # -- model and optimizer
-    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    ckpt_path = os.path.join(cfg.out_dir, CHECKPOINT_FILE)
     ckpt = None
     if cfg.resume:
         if not os.path.isfile(ckpt_path):
             raise SystemExit(f"{ckpt_path}: nothing to resume (no checkpoint in out_dir)")
-        _, ckpt = load_checkpoint(ckpt_path)
-        if ckpt["model_config"] != dataclasses.asdict(model_cfg):
-            diff = {k: (v, ckpt["model_config"].get(k)) for k, v in dataclasses.asdict(model_cfg).items() if ckpt["model_config"].get(k) != v}
-            raise SystemExit(f"{ckpt_path}: checkpoint has another model shape than the config ({', '.join(f'{k}: config {a}, checkpoint {b}' for k, (a, b) in diff.items())})")
-    model = Transformer(model_cfg)
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        ckpt = load_train_state(ckpt_path)
+        start, info = load_checkpoint(ckpt_path)
+        ckpt.update(iter_num=info["iter_num"], tokens_seen=info["tokens_seen"], words_seen=info["words_seen"])
     elif cfg.init_from:
-        start = load_init_weights(cfg.init_from)
-        if dataclasses.asdict(start.cfg) != dataclasses.asdict(model_cfg):
-            raise SystemExit(f"{cfg.init_from}: its model shape differs from the config's")
+        start, _ = load_model(cfg.init_from)
+    model = Transformer(model_cfg)
+    if cfg.resume or cfg.init_from:
+        source = ckpt_path if cfg.resume else cfg.init_from
+        if start.cfg != model_cfg:
+            mine, theirs = dataclasses.asdict(model_cfg), dataclasses.asdict(start.cfg)
+            diff = ", ".join(f"{k}: config {v}, checkpoint {theirs[k]}" for k, v in mine.items() if theirs[k] != v)
+            raise SystemExit(f"{source}: checkpoint has another model shape than the config ({diff})")
         model.load_state_dict(start.state_dict())
+        del start
     model.to(device)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), device_type)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
@@ -339,7 +209,7 @@ def main(argv):
     def collective(what):
         """Around code that waits for every rank. If another rank died, its socket closes and the
         wait fails at once; if it hangs, the wait fails after ddp_timeout seconds. (Only rank 0
-        writes, between steps and atomically, so ckpt.pt is whole whatever happens here.)"""
+        writes, between steps and atomically, so ckpt.safetensors is whole whatever happens here.)"""
         try:
             yield
         except RuntimeError as e:
@@ -371,8 +241,9 @@ def main(argv):
                 "max_iters_resolved": max_iters, "world_size": world_size, "dtype_resolved": dtype, "device_resolved": device}
     if master:
         os.makedirs(os.path.join(cfg.out_dir, "checkpoints"), exist_ok=True)
-        with open(os.path.join(cfg.out_dir, "config.json"), "w") as f:
-            json.dump(resolved, f, indent=2)
+        remove_stale_temporaries(cfg.out_dir)
+        remove_stale_temporaries(os.path.join(cfg.out_dir, "checkpoints"))
+        write_json(os.path.join(cfg.out_dir, "config.json"), resolved, indent=2)
         print(json.dumps(resolved))
         print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters; {tokens_per_iter:,} tokens per iteration; "
               f"{max_iters} iterations on {device} ({dtype})")
@@ -386,13 +257,13 @@ def main(argv):
     def checkpoint(kind="resumable", path=ckpt_path):
         if not master:
             return
-        state = {"model": raw_model.state_dict(), "model_config": dataclasses.asdict(model_cfg), "config": resolved,
-                 "tokenizer": tokenizer.to_dict(), "data_meta": meta,
-                 "iter_num": iter_num, "tokens_seen": tokens_seen, "words_seen": words_seen}
+        info = {"model_config": dataclasses.asdict(model_cfg), "config": resolved, "tokenizer": tokenizer.to_dict(),
+                "data_meta": meta, "iter_num": iter_num, "tokens_seen": tokens_seen, "words_seen": words_seen}
+        train_state = None
         if kind == "resumable":
-            state.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
-                         sampler=batches.state_dict(), rng=rng_state())
-        save_atomic(state, path)
+            train_state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                           "sampler": batches.state_dict(), "rng": rng_state()}
+        save_checkpoint(path, raw_model, info, train_state)
         log({"kind": "checkpoint", "iter": iter_num, "path": path, "tokens": tokens_seen, "words": round(words_seen)})
 
     @torch.no_grad()
@@ -505,7 +376,7 @@ def main(argv):
 
         seen = words_seen if cfg.milestone_unit == "words" else tokens_seen
         while cfg.milestone_unit != "none" and next_milestone is not None and seen >= next_milestone:
-            checkpoint("milestone", os.path.join(cfg.out_dir, "checkpoints", f"chck_{next_milestone / 10**6:g}M.pt"))
+            checkpoint("milestone", os.path.join(cfg.out_dir, "checkpoints", milestone_name(next_milestone) + ".safetensors"))
             next_milestone = next((m for m in MILESTONES if m > next_milestone), None)
 
         stop = stop_requested or iter_num == cfg.stop_iter
@@ -528,15 +399,6 @@ def main(argv):
     bar.close()
     shut_down()
     return 0
-
-
-def load_init_weights(path):
-    if os.path.isdir(path):
-        from export_hf import load_hf
-        model, _ = load_hf(path)
-        return model
-    model, _ = load_checkpoint(path)
-    return model
 
 
 def collective_failed(e):

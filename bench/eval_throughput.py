@@ -4,7 +4,7 @@ lm-eval and minicons run, on the same BLiMP pairs and the same weights.
 
     python bench/eval_throughput.py                              # random Model A, 1000 BLiMP pairs
     python bench/eval_throughput.py --dtype bfloat16             # ours in bf16 autocast (fp32 log-softmax)
-    python bench/eval_throughput.py --ckpt out/model_a/ckpt.pt --pairs 2000
+    python bench/eval_throughput.py --ckpt out/model_a/ckpt.safetensors --pairs 2000
     python bench/eval_throughput.py --full blimp                 # also time ours on a whole suite
                                                                  # (more sentences share more prefixes)
     python bench/eval_throughput.py --threads 1                  # both on one core (a busy machine)
@@ -34,8 +34,9 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import eval_blimp as ev  # noqa: E402
-from model import ModelConfig, Transformer, load_checkpoint  # noqa: E402
-from tokenize_data import Tokenizer, load_tokenizer  # noqa: E402
+from checkpoint import load_model  # noqa: E402
+from model import ModelConfig, Transformer  # noqa: E402
+from tokenizer import load_tokenizer  # noqa: E402
 
 
 def train_bpe(corpus_glob: str, vocab_size: int) -> Tokenizer:
@@ -100,8 +101,7 @@ def main():
         torch.set_num_threads(args.threads)
 
     if args.ckpt:
-        model, ckpt = load_checkpoint(args.ckpt)
-        tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
+        model, tokenizer = load_model(args.ckpt)
         what = args.ckpt
     else:
         t0 = time.time()

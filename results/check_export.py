@@ -2,7 +2,7 @@
 Load an export_hf.py folder with plain Transformers, as a BabyLM participant would, and check it
 against the train.py checkpoint it came from. (The README's Results I runs this.)
 
-    python results/check_export.py exports/model_a_fit out/model_a_fit/ckpt.pt --json results/model_a_export_check.json
+    python results/check_export.py exports/model_a_fit out/model_a_fit/ckpt.safetensors --json results/model_a_export_check.json
 
 Prints the greedy continuation of a few prompts under Transformers and under model.py (they must be
 the same tokens), the largest logit difference on a held-out sentence, and the checkpoint branches of
@@ -18,8 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from model import load_checkpoint  # noqa: E402
-from tokenize_data import Tokenizer  # noqa: E402
+from checkpoint import load_model  # noqa: E402
 
 PROMPTS = ["The little girl", "Once upon a time, there was a", "I don't think"]
 SENTENCE = "The children went to the park to play with their new ball."
@@ -35,15 +34,14 @@ def main():
     from transformers import AutoModelForCausalLM, AutoTokenizer
     hf = AutoModelForCausalLM.from_pretrained(a.folder).eval()
     hf_tok = AutoTokenizer.from_pretrained(a.folder)
-    ours, ckpt = load_checkpoint(a.ckpt)
+    ours, tok = load_model(a.ckpt)
     ours.eval()
-    tok = Tokenizer.from_dict(ckpt["tokenizer"])
 
     out = {"folder": a.folder, "checkpoint": a.ckpt, "transformers_class": type(hf).__name__,
            "tokenizer_class": type(hf_tok).__name__, "generations": []}
     for prompt in PROMPTS:
         enc = hf_tok(prompt, return_tensors="pt")          # [<s>] + ids, as in training
-        assert enc["input_ids"][0].tolist() == [tok.bos_id] + tok.encode(prompt)
+        assert enc["input_ids"][0].tolist() == tok.encode_document(prompt)
         with torch.no_grad():
             g = hf.generate(**enc, max_new_tokens=a.new_tokens, do_sample=False)[0, enc["input_ids"].shape[1]:]
         o = ours.generate(enc["input_ids"], a.new_tokens, temperature=0.0, stop_ids=tok.end_ids)[0, enc["input_ids"].shape[1]:]

@@ -1,5 +1,4 @@
-# Shell functions shared by the results scripts (sourced, not run).
-
-finished() {  # finished OUT_DIR: its checkpoint is at the last step of its schedule (mmap: reads two numbers, not the weights)
-    [ -f "$1/ckpt.pt" ] && [ "$(python -c "import torch,sys; c=torch.load(sys.argv[1],weights_only=False,mmap=True); print(int(c['iter_num'] >= c['config']['max_iters_resolved']))" "$1/ckpt.pt")" = 1 ]
+# Shared by the results scripts. finished OUT_DIR: true when OUT_DIR/ckpt.safetensors has trained to the end.
+finished() {
+    [ -f "$1/ckpt.safetensors" ] && [ "$(python -c "import sys; from checkpoint import read_info; i = read_info(sys.argv[1]); print(int(i['iter_num'] >= i['config']['max_iters_resolved']))" "$1/ckpt.safetensors")" = 1 ]
 }

@@ -2,7 +2,7 @@
 Is a document scored alone (BOS at position 0, nothing before it, as eval_blimp.py scores a sentence)
 harder for a model than the same document inside a training window, after other documents?
 
-    python results/context_loss.py out/model_a_fit_bf16/ckpt.pt out/model_a_fit_align/ckpt.pt \
+    python results/context_loss.py out/model_a_fit_bf16/ckpt.safetensors out/model_a_fit_align/ckpt.safetensors \
         --json results/model_a_context_loss.json
 
 For every held-out document of data/model_a (val.bin) that starts at least 64 tokens into one of the
@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from model import load_checkpoint  # noqa: E402
-from train import read_meta, open_bin  # noqa: E402
+from checkpoint import load_checkpoint  # noqa: E402
+from data import read_meta, open_bin  # noqa: E402
 
 FIRST = 12       # tokens of each document compared
 MIN_CONTEXT = 64  # tokens of other documents before it in its window

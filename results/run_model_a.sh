@@ -20,14 +20,14 @@ source results/common.sh  # finished OUT_DIR
 train() {  # train OUT_DIR CONFIG...: skips a finished run, resumes an interrupted one
     local out=$1; shift
     finished "$out" && return 0
-    python train.py "$@" $([ -f "$out/ckpt.pt" ] && echo --resume)
+    python train.py "$@" $([ -f "$out/ckpt.safetensors" ] && echo --resume)
     # a Ctrl-C makes train.py save and exit 0: stop here rather than score a half-trained model
     finished "$out" || { echo "$out: stopped before its last step; run the script again to resume"; exit 1; }
 }
 score() {  # score RUN EVAL_BLIMP_ARGS...: results/RUN/blimp.json, unless it exists
     local run=$1; shift
     mkdir -p results/$run
-    [ -f results/$run/blimp.json ] || python eval_blimp.py out/$run/ckpt.pt --no-progress "$@" --out results/$run/blimp.json
+    [ -f results/$run/blimp.json ] || python eval_blimp.py out/$run/ckpt.safetensors --no-progress "$@" --out results/$run/blimp.json
 }
 train out/model_a config/model_a.py                          # the card: 77 steps of 32,768 tokens
 train out/model_a_fit config/model_a.py config/model_a_fit.py  # 305 steps of 8,192 tokens, warmup 30, peak 1e-3
@@ -37,9 +37,9 @@ train out/model_a_fit_bf16 $FIT_BF16 --out_dir=out/model_a_fit_bf16  # the same 
 for run in model_a model_a_fit model_a_fit_bf16; do score $run --suite blimp,blimp_filtered,blimp_supplement; done
 python report.py out/model_a out/model_a_fit out/model_a_fit_bf16 --png results/model_a_loss.png --json results/model_a_train.json
 
-[ -d exports/model_a_fit ] || python export_hf.py out/model_a_fit/ckpt.pt exports/model_a_fit --eval results/model_a_fit/blimp.json
+[ -d exports/model_a_fit ] || python export_hf.py out/model_a_fit/ckpt.safetensors exports/model_a_fit --eval results/model_a_fit/blimp.json
 [ -d exports/model_a_fit_repo ] || python export_hf.py --all out/model_a_fit exports/model_a_fit_repo --eval results/model_a_fit/blimp.json
-python results/check_export.py exports/model_a_fit_repo out/model_a_fit/ckpt.pt --json results/model_a_export_check.json
+python results/check_export.py exports/model_a_fit_repo out/model_a_fit/ckpt.safetensors --json results/model_a_export_check.json
 
 [ "${VARIANTS:-1}" = 1 ] || exit 0
 # Variants of model_a_fit_bf16 (README "Results I", the variants table): one change each.
@@ -63,4 +63,4 @@ for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep model_a_fit_b4 mo
     score $run --dtype bfloat16 --suite blimp
 done
 # a document's first tokens scored alone (as BLiMP scores a sentence) and inside a training window
-python results/context_loss.py out/model_a_fit_bf16/ckpt.pt out/model_a_fit_align/ckpt.pt --json results/model_a_context_loss.json
+python results/context_loss.py out/model_a_fit_bf16/ckpt.safetensors out/model_a_fit_align/ckpt.safetensors --json results/model_a_context_loss.json

@@ -26,7 +26,7 @@ source results/common.sh  # finished OUT_DIR
 train_once() {  # train_once OUT SEED TRAIN_ARGS...: skips a finished run, resumes an interrupted one
     local out=$1 seed=$2; shift 2
     finished "$out" && return 0
-    python train.py "$@" --out_dir="$out" --seed="$seed" $([ -f "$out/ckpt.pt" ] && echo --resume) > "$out.log" 2>&1 \
+    python train.py "$@" --out_dir="$out" --seed="$seed" $([ -f "$out/ckpt.safetensors" ] && echo --resume) > "$out.log" 2>&1 \
         || { echo "$out: training failed, see $out.log"; return 1; }
     # a Ctrl-C makes train.py save and exit 0: stop here rather than score a half-trained model
     finished "$out" || { echo "$out: stopped before its last step; run the script again to resume"; return 1; }
@@ -36,7 +36,7 @@ one_run() {  # one_run VARIANT CONFIG SEED: train, then score the minimal pairs
     local out="runs/taam_cpu/$1/seed$3"
     [ -f "$out/minimal_pairs.json" ] && return 0
     train_once "$out" "$3" config/taam.py $2 config/taam_cpu.py || return 1
-    python eval_blimp.py "$out/ckpt.pt" --suite blimp,blimp_nl,zhoblimp --fast --no-progress \
+    python eval_blimp.py "$out/ckpt.safetensors" --suite blimp,blimp_nl,zhoblimp --fast --no-progress \
         --out "$out/minimal_pairs.json" >> "$out.log" 2>&1 || { echo "$out: evaluation failed, see $out.log"; return 1; }
     echo "$out: done"
 }

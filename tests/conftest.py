@@ -30,7 +30,7 @@ def tiny_bpe(lines, vocab_size=300):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(lines, trainer)
-    from tokenize_data import Tokenizer
+    from tokenizer import Tokenizer
     return Tokenizer("bpe", tok.to_str().encode("utf-8"))
 
 
@@ -58,6 +58,13 @@ def write_data_dir(path, docs_by_lang, tokenizer, val_fraction=0.2):
     with open(os.path.join(path, "meta.json"), "w") as f:
         json.dump(meta, f)
     return path
+
+
+def checkpoint_weights(path):
+    """{name: tensor} of a train.py checkpoint, and its info dict."""
+    from checkpoint import load_checkpoint
+    model, info = load_checkpoint(str(path))
+    return model.state_dict(), info
 
 
 @pytest.fixture(scope="session")

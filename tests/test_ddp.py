@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT
+from checkpoint import read_info
+from conftest import ROOT, checkpoint_weights
 from test_train import TINY_MODEL, read_log
 
 # dropout off: one process and two ranks cannot draw the same dropout masks
@@ -38,7 +39,7 @@ def launch(nproc, data_dir, out_dir, *extra):
 
 
 def weights(out_dir):
-    return torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=False)["model"]
+    return checkpoint_weights(os.path.join(out_dir, "ckpt.safetensors"))[0]
 
 
 def test_two_ranks_equal_one_process_with_accumulation_and_resume_across_world_sizes(tiny_data, tmp_path):
@@ -79,7 +80,7 @@ def test_two_ranks_stopped_and_resumed_on_two_ranks_continue_the_same_training(t
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     launch(2, tiny_data, straight, "--grad_accum=2")
     launch(2, tiny_data, split, "--grad_accum=2", "--stop_iter=4")
-    assert torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)["iter_num"] == 4
+    assert read_info(os.path.join(split, "ckpt.safetensors"))["iter_num"] == 4
     launch(2, tiny_data, split, "--grad_accum=2", "--resume")
 
     a, b = weights(straight), weights(split)
@@ -88,7 +89,7 @@ def test_two_ranks_stopped_and_resumed_on_two_ranks_continue_the_same_training(t
     la, lb = read_log(straight, "train"), read_log(split, "train")
     assert [r["iter"] for r in la] == [r["iter"] for r in lb] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in lb] == pytest.approx([r["loss"] for r in la], abs=1e-6)
-    assert sorted(os.listdir(split)) == ["checkpoints", "ckpt.pt", "config.json", "log.jsonl"]
+    assert sorted(os.listdir(split)) == ["checkpoints", "ckpt.safetensors", "config.json", "log.jsonl"]
 
 
 # ----------------------------------------------------------------------------- a rank that dies or hangs
@@ -123,7 +124,7 @@ def start_long_run(data_dir, out_dir, *extra):
     proc = subprocess.Popen(command(2, data_dir, out_dir, "--max_iters=100000", *extra), cwd=ROOT, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True)
     deadline = time.time() + 120
-    while not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+    while not os.path.exists(os.path.join(out_dir, "ckpt.safetensors")):
         assert proc.poll() is None and time.time() < deadline, "the run did not start"
         time.sleep(0.1)
     pids = workers(proc)
@@ -151,14 +152,14 @@ def stop(proc, log, pids):
 
 def assert_checkpoint_whole(out_dir):
     assert not [n for n in os.listdir(out_dir) if ".tmp" in n]
-    assert torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=False)["iter_num"] >= 3
+    assert read_info(os.path.join(out_dir, "ckpt.safetensors"))["iter_num"] >= 3
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds torchrun's workers in /proc")
 def test_a_killed_rank_ends_the_other_at_once_with_one_line(tiny_data, tmp_path):
     """kill -9 of rank 1: rank 0 ends with one line that names what it was doing and the last
     checkpoint, instead of a traceback (or, if torchrun's SIGTERM reaches it first, one line saying so);
-    ckpt.pt is whole and no temporary file is left, though rank 0 saves one every 3 steps."""
+    ckpt.safetensors is whole and no temporary file is left, though rank 0 saves one every 3 steps."""
     out = str(tmp_path / "run")
     proc, pids, log = start_long_run(tiny_data, out)
     try:
@@ -168,7 +169,7 @@ def test_a_killed_rank_ends_the_other_at_once_with_one_line(tiny_data, tmp_path)
         stop(proc, log, pids)
     assert proc.returncode != 0
     assert re.search(r"^rank 0: (lost contact with the other ranks during (training step|evaluation at iteration) \d+ "
-                     r"\(.+\)|stopped by SIGTERM); the last checkpoint is \S+ckpt\.pt$", err, re.M), err[-3000:]
+                     r"\(.+\)|stopped by SIGTERM); the last checkpoint is \S+ckpt\.safetensors$", err, re.M), err[-3000:]
     assert "[rank0]:" not in err   # torch's prefix on a rank's traceback
     assert_checkpoint_whole(out)
 
@@ -191,7 +192,7 @@ def test_a_hung_rank_ends_the_other_after_ddp_timeout_with_one_line(tiny_data, t
         stop(proc, log, pids)
     assert 3 <= waited < 30, waited
     assert re.search(r"^rank 0: lost contact with the other ranks during (training step|evaluation at iteration) "
-                     r"\d+ \(.+\); the last checkpoint is \S+ckpt\.pt$", err, re.M), err[-3000:]
+                     r"\d+ \(.+\); the last checkpoint is \S+ckpt\.safetensors$", err, re.M), err[-3000:]
     assert "[rank0]:" not in err
     assert_checkpoint_whole(out)
 
@@ -211,4 +212,4 @@ def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step_and_saves(tiny_dat
     assert proc.returncode == 0, err[-3000:]
     assert_checkpoint_whole(out)
     last_step = read_log(out, "train")[-1]["iter"]   # a record every step (--log_interval=1)
-    assert torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)["iter_num"] == last_step
+    assert read_info(os.path.join(out, "ckpt.safetensors"))["iter_num"] == last_step

@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import eval_blimp as ev  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
+from checkpoint import load_model, save_checkpoint  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -212,7 +213,7 @@ def test_an_exported_folder_scores_the_same_under_transformers_and_under_eval_bl
                 assert ids == seqs[i]
                 logp = torch.log_softmax(hf(torch.tensor([ids])).logits[0].double(), dim=-1)
                 assert scores[i] == pytest.approx(sum(logp[t - 1, ids[t]].item() for t in range(1, len(ids))), abs=1e-4)
-    back, back_tok = ev.load_model(folder, "cpu")
+    back, back_tok = load_model(folder, "cpu")
     ours = ev.evaluate(model, tiny_tokenizer, SMALL, progress=False)["suites"]["pairs_small"]
     theirs = ev.evaluate(back, back_tok, SMALL, progress=False)["suites"]["pairs_small"]
     assert theirs["paradigms"] == ours["paradigms"] and theirs["total"] == ours["total"]
@@ -399,9 +400,8 @@ def test_missing_files_and_unknown_suites(tmp_path, model, tiny_tokenizer):
 # ------------------------------------------------------------------------- command line and data
 
 def test_command_line_prints_the_table_and_writes_the_json(tmp_path, model, tiny_tokenizer, capsys):
-    ckpt = tmp_path / "ckpt.pt"
-    torch.save({"model": model.state_dict(), "model_config": asdict(model.cfg),
-                "tokenizer": tiny_tokenizer.to_dict()}, ckpt)
+    ckpt = tmp_path / "ckpt.safetensors"
+    save_checkpoint(str(ckpt), model, {"model_config": asdict(model.cfg), "tokenizer": tiny_tokenizer.to_dict()})
     out = tmp_path / "res" / "eval.json"
     ev.main([str(ckpt), "--suite", f"{SMALL},{AGGREGATION}", "--out", str(out), "--no-progress",
              "--batch-tokens", "30"])
@@ -416,7 +416,7 @@ def test_command_line_prints_the_table_and_writes_the_json(tmp_path, model, tiny
     assert "by field" in printed and "by phenomenon" in printed
     assert result["settings"]["bos"] is True and result["settings"]["dtype"] == "float32"
 
-    torch.save({"model": model.state_dict(), "model_config": asdict(model.cfg), "tokenizer": None}, ckpt)
+    save_checkpoint(str(ckpt), model, {"model_config": asdict(model.cfg), "tokenizer": None})
     with pytest.raises(SystemExit, match="holds no tokenizer; give one with --tokenizer"):
         ev.main([str(ckpt), "--suite", SMALL])
 

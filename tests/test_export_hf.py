@@ -22,10 +22,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import export_hf  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
-from tokenize_data import Tokenizer  # noqa: E402
+from tokenizer import Tokenizer  # noqa: E402
+from checkpoint import save_checkpoint  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 from safetensors import safe_open  # noqa: E402
+import safetensors.torch  # noqa: E402
 from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(__file__), "..")
@@ -99,14 +101,14 @@ def random_model(cfg: ModelConfig, seed: int = 0) -> Transformer:
 
 
 def save_ckpt(path, model, tok, **extra):
-    """A checkpoint in the format train.py writes; extra replaces entries."""
-    ckpt = {"model": model.state_dict(), "model_config": asdict(model.cfg),
+    """A checkpoint in the format train.py writes; extra replaces entries of its info."""
+    info = {"model_config": asdict(model.cfg),
             "config": {"lr": 3e-4, "batch_size": 16, "gradient_accumulation_steps": 4, "warmup_iters": 200},
             "tokenizer": tok.to_dict(), "data_meta": DATA_META, "iter_num": 100,
             "tokens_seen": 1_234_567, "words_seen": 1_000_123}
-    ckpt.update(extra)
+    info.update(extra)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.save(ckpt, path)
+    save_checkpoint(path, model, info)
     return path
 
 
@@ -138,7 +140,7 @@ def hf_load(folder, **kw):
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_transformers_logits_equal_ours_at_positions_0_to_127(shape, tokenizer, tmp_path):
     model = random_model(SHAPES[shape])
-    ckpt = save_ckpt(str(tmp_path / "run" / "ckpt.pt"), model, tokenizer)
+    ckpt = save_ckpt(str(tmp_path / "run" / "ckpt.safetensors"), model, tokenizer)
     export_hf.main([ckpt, str(tmp_path / "out")])
 
     hf = hf_load(tmp_path / "out")
@@ -209,7 +211,7 @@ def test_sample_prints_the_prompt_and_ends_at_bos(tokenizer, tmp_path, monkeypat
     model = random_model(GQA, seed=3)
     with torch.no_grad():
         model.output.weight.zero_()  # BOS (id 0) first
-    ckpt = save_ckpt(str(tmp_path / "ckpt.pt"), model, tokenizer)
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), model, tokenizer)
     monkeypatch.setattr(sys, "argv", ["sample.py", ckpt, "--prompt", "The little dog", "--temperature", "0",
                                       "--max_new_tokens", str(new_tokens)])
     sample.main()
@@ -218,7 +220,7 @@ def test_sample_prints_the_prompt_and_ends_at_bos(tokenizer, tmp_path, monkeypat
 
 def test_bfloat16_export_writes_bf16_tensors(tokenizer, tmp_path):
     model = random_model(TIED)
-    ckpt = save_ckpt(str(tmp_path / "ckpt.pt"), model, tokenizer)
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), model, tokenizer)
     export_hf.main([ckpt, str(tmp_path / "out"), "--dtype", "bfloat16"])
     with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -318,7 +320,7 @@ def test_load_hf_reads_transformers_own_save_pretrained(tokenizer, tmp_path):
 
 
 def test_model_card_has_architecture_data_hyperparameters_and_eval(tokenizer, tmp_path):
-    ckpt = save_ckpt(str(tmp_path / "ckpt.pt"), random_model(GQA), tokenizer)
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), tokenizer)
     with open(tmp_path / "blimp.json", "w") as f:
         json.dump({"blimp": {"macro": 0.5723, "micro": 0.5811, "pairs": 67000}}, f)
     export_hf.main([ckpt, str(tmp_path / "model_x"), "--eval", str(tmp_path / "blimp.json")])
@@ -356,10 +358,10 @@ def make_run(run, tokenizer):
     # train.py counts words as a float (tokens times an average of words per token)
     for i, (name, words) in enumerate([("chck_1M", 1_000_049.6), ("chck_2M", 2_000_100.0), ("chck_10M", 10_000_400.2)]):
         models[name] = random_model(TIED, seed=10 + i)
-        save_ckpt(f"{run}/checkpoints/{name}.pt", models[name], tokenizer, words_seen=words,
+        save_ckpt(f"{run}/checkpoints/{name}.safetensors", models[name], tokenizer, words_seen=words,
                   tokens_seen=round(words * 1.3), data_meta=None)
     models["main"] = random_model(TIED, seed=20)
-    save_ckpt(f"{run}/ckpt.pt", models["main"], tokenizer, words_seen=12_000_000.0, tokens_seen=15_600_000)
+    save_ckpt(f"{run}/ckpt.safetensors", models["main"], tokenizer, words_seen=12_000_000.0, tokens_seen=15_600_000)
     with open(f"{run}/checkpoints/notes.txt", "w") as f:
         f.write("not a checkpoint\n")
     return models
@@ -403,8 +405,10 @@ def test_a_file_that_is_not_our_checkpoint_gets_one_line(tmp_path):
                         str(tmp_path / "out")], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"{tmp_path / 'notes.pt'}: not a readable checkpoint")
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    for bad, why in [("other.pt", "not a checkpoint written by train.py"), ("missing.pt", "no such checkpoint")]:
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "pickle.pt")
+    safetensors.torch.save_file({"weights": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    for bad, why in [("pickle.pt", "not a readable checkpoint"), ("other.safetensors", "not a checkpoint written by train.py"),
+                     ("missing.pt", "no such checkpoint")]:
         with pytest.raises(SystemExit) as e:
             export_hf.main([str(tmp_path / bad), str(tmp_path / "out")])
         assert str(e.value).startswith(f"{tmp_path / bad}: {why}") and "\n" not in str(e.value)
@@ -412,7 +416,7 @@ def test_a_file_that_is_not_our_checkpoint_gets_one_line(tmp_path):
 
 
 def test_a_tokenizer_other_than_bpe_cannot_be_exported(tokenizer, tmp_path):
-    ckpt = save_ckpt(str(tmp_path / "ckpt.pt"), random_model(TIED), tokenizer,
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(TIED), tokenizer,
                      tokenizer={"backend": "spm", "blob": "", "sha256": ""})
     with pytest.raises(SystemExit, match="backend 'spm' cannot be exported"):
         export_hf.main([ckpt, str(tmp_path / "out")])
@@ -434,8 +438,8 @@ def test_a_non_empty_output_is_refused_without_force(tokenizer, tmp_path, monkey
         export_hf.export(model, tokenizer, str(tmp_path / "mine"), force=True)
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
     # nor the export that holds the checkpoint being exported, nor the folder we run in
-    ckpt = save_ckpt(str(tmp_path / "out" / "ckpt.pt"), model, tokenizer)
-    with pytest.raises(SystemExit, match="will not replace a folder that holds .*ckpt.pt"):
+    ckpt = save_ckpt(str(tmp_path / "out" / "ckpt.safetensors"), model, tokenizer)
+    with pytest.raises(SystemExit, match="will not replace a folder that holds .*ckpt.safetensors"):
         export_hf.main([ckpt, str(tmp_path / "out"), "--force"])
     monkeypatch.chdir(tmp_path / "out")
     with pytest.raises(SystemExit, match="will not replace a folder that holds"):

@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tokenize_data as td  # noqa: E402
+import tokenizer  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 CORPORA = os.path.join(SHARED, "corpora")
@@ -60,7 +61,7 @@ def run(corpus, out, *args) -> dict:
 
 def documents(out, lang: str, split: str, tok=None) -> list:
     """The documents of a bin: split at BOS, each decoded."""
-    tok = tok or td.load_tokenizer(str(out))
+    tok = tok or tokenizer.load_tokenizer(str(out))
     meta_dtype = np.uint16 if tok.vocab_size <= 65535 else np.uint32
     ids = np.fromfile(os.path.join(out, lang, f"{split}.bin"), dtype=meta_dtype)
     starts = list(np.flatnonzero(ids == tok.bos_id)) + [len(ids)]
@@ -106,7 +107,7 @@ def data_dir(small_corpus, tmp_path_factory):
 # ---------------------------------------------------------------------------- tokenizer
 
 def test_round_trip_on_real_text_of_every_language(data_dir):
-    tok = td.load_tokenizer(str(data_dir))
+    tok = tokenizer.load_tokenizer(str(data_dir))
     assert (tok.backend, tok.vocab_size, tok.bos_id, tok.eos_id, tok.pad_id) == ("bpe", 1000, 0, 1, 2)
     for folder in ("en", "nl", "zh"):
         lines = []
@@ -125,16 +126,16 @@ def test_round_trip_on_real_text_of_every_language(data_dir):
 
 
 def test_tokenizer_travels_as_plain_data(data_dir):
-    tok = td.load_tokenizer(str(data_dir))
-    again = td.Tokenizer.from_dict(tok.to_dict())
+    tok = tokenizer.load_tokenizer(str(data_dir))
+    again = tokenizer.Tokenizer.from_dict(tok.to_dict())
     assert again.sha256 == tok.sha256 == hashlib.sha256(open(data_dir / "tokenizer.json", "rb").read()).hexdigest()
     text = "Het meisje leest een boek. 她在看书。 The girl reads."
     assert again.encode(text) == tok.encode(text)
-    assert td.load_tokenizer(str(data_dir / "tokenizer.json")).encode(text) == tok.encode(text)
+    assert tokenizer.load_tokenizer(str(data_dir / "tokenizer.json")).encode(text) == tok.encode(text)
 
 
 def test_long_documents_are_encoded_in_pieces_exactly(data_dir):
-    tok = td.load_tokenizer(str(data_dir))
+    tok = tokenizer.load_tokenizer(str(data_dir))
     text = " ".join(real_lines("en", "ud_ewt.txt.gz")[:3000])  # ~230 KB, several pieces
     pieces = td.split_long(text)
     assert len(pieces) > 3 and "".join(pieces) == text and max(map(len, pieces)) <= td.PIECE_CHARS
@@ -154,7 +155,7 @@ def test_words_are_whitespace_words_or_han_characters():
 def test_bins_decode_back_to_the_source_documents(small_corpus, data_dir):
     import json
     meta = json.load(open(data_dir / "meta.json"))
-    tok = td.load_tokenizer(str(data_dir))
+    tok = tokenizer.load_tokenizer(str(data_dir))
     assert meta["dtype"] == "uint16" and meta["vocab_size"] == 1000 and meta["tokenizer"]["file"] == "tokenizer.json"
     assert meta["command"].startswith("python tokenize_data.py --corpus ")
     corpus, files = small_corpus
@@ -229,7 +230,7 @@ def test_budget_in_each_unit(small_corpus, data_dir, tmp_path, unit, monkeypatch
         info = meta["languages"][lang]
         assert info["budget"]["in_own_units"] == pytest.approx(own[lang], abs=1e-3)
         docs = documents(tmp_path / unit, lang, "train")
-        tok = td.load_tokenizer(str(tmp_path / unit))
+        tok = tokenizer.load_tokenizer(str(tmp_path / unit))
         sizes = {"bytes": [len(d.encode("utf-8")) for d in docs],
                  "words": [han_words(d) if lang == "zho" else len(d.split()) for d in docs],
                  "tokens": [len(tok.encode(d)) + 1 for d in docs]}[key]  # a document's tokens include its BOS
@@ -357,7 +358,7 @@ def test_sentencepiece_backend(small_corpus, tmp_path):
     meta = run(small_corpus[0], out, "--backend", "spm", "--vocab-size", 3000, "--spm-character-coverage", 0.98,
                "--budget", "15K")
     assert meta["tokenizer"]["file"] == "tokenizer.model" and meta["tokenizer"]["spm_model_type"] == "bpe"
-    tok = td.load_tokenizer(str(out))
+    tok = tokenizer.load_tokenizer(str(out))
     assert (tok.backend, tok.bos_id, tok.eos_id, tok.pad_id) == ("spm", 0, 1, 2)
     for lang, folder in FOLDERS.items():
         name = sorted(os.listdir(os.path.join(CORPORA, folder)))[-1]
@@ -365,7 +366,7 @@ def test_sentencepiece_backend(small_corpus, tmp_path):
             assert tok.decode(tok.encode(line)) == line
         train = documents(out, lang, "train", tok)
         assert sum(len(d.encode()) for d in train) == meta["languages"][lang]["train"]["bytes"]
-    assert td.Tokenizer.from_dict(tok.to_dict()).encode("twee woorden") == tok.encode("twee woorden")
+    assert tokenizer.Tokenizer.from_dict(tok.to_dict()).encode("twee woorden") == tok.encode("twee woorden")
 
 
 def test_tiktoken_backend_needs_a_local_file(tmp_path, data_dir, monkeypatch):
@@ -387,15 +388,15 @@ def test_tiktoken_backend_needs_a_local_file(tmp_path, data_dir, monkeypatch):
     ranks = [bytes([i]) for i in range(256)] + merges
     blob = b"".join(base64.b64encode(t) + b" " + str(r).encode() + b"\n" for r, t in enumerate(ranks))
     (tmp_path / "tiny.tiktoken").write_bytes(blob)
-    known = dict(td._tiktoken_known())
+    known = dict(tokenizer._tiktoken_known())
     known[hashlib.sha256(blob).hexdigest()] = {"name": "tiny", "url": "", "special_tokens": {"<|endoftext|>": 263},
                                                "pat_str": known[next(iter(known))]["pat_str"]}
-    monkeypatch.setattr(td, "_tiktoken_known", lambda: known)
+    monkeypatch.setattr(tokenizer, "_tiktoken_known", lambda: known)
     meta = run(corpus, tmp_path / "t", "--backend", "tiktoken", "--tokenizer", tmp_path / "tiny.tiktoken",
                "--val-fraction", 0)
     assert (meta["vocab_size"], meta["bos_id"], meta["eos_id"], meta["pad_id"]) == (267, 264, 265, 266)
     assert meta["tokenizer"]["file"] == "tokenizer.tiktoken"
-    tok = td.load_tokenizer(str(tmp_path / "t"))
+    tok = tokenizer.load_tokenizer(str(tmp_path / "t"))
     assert tok.encode("The cat") == [ord("T"), ord("h"), ord("e"), 262]  # " cat" is one token
     assert documents(tmp_path / "t", "eng", "train", tok) == ["The cat sat on the mat.", "A dog ran.", "Then it slept."]
 

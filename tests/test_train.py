@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, write_data_dir, synthetic_text
+from conftest import ROOT, checkpoint_weights, write_data_dir, synthetic_text
 from configurator import load_config
+from dataclasses import asdict
+from model import ModelConfig, Transformer
+import checkpoint
+import data
 import train
 
 TINY_MODEL = ["--dim=32", "--n_layers=2", "--n_heads=4", "--hidden_dim=64", "--max_seq_len=32",
@@ -121,8 +125,8 @@ def test_learning_rate_warmup_then_cosine_to_the_floor():
 # ----------------------------------------------------------------------------- the plain batch source
 
 def test_token_windows_visit_every_window_once_per_epoch(tiny_data):
-    meta = train.read_meta(tiny_data)
-    src = train.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=1, seed=0)
+    meta = data.read_meta(tiny_data)
+    src = data.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=1, seed=0)
     n = src.n_windows
     seen = [src.position(i) for i in range(n)]
     assert len(set(seen)) == n                       # n distinct windows within an epoch
@@ -138,8 +142,8 @@ def test_aligned_windows_start_at_the_first_bos_of_their_stretch(tmp_path):
     os.makedirs(tmp_path / "eng")
     tokens.tofile(tmp_path / "eng" / "train.bin")
     meta = {"dtype": "uint16", "bos_id": 0, "languages": {"eng": {}}}
-    plain = train.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0)
-    aligned = train.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0,
+    plain = data.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0)
+    aligned = data.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0,
                                  align_windows=True)
     assert plain.offsets[0].tolist() == [0, 8, 16, 24, 32]
     # stretches [0, 8) and [8, 16) hold a BOS (0, 10); [16, 24) and [24, 32) none; [32, 40) the one at 33
@@ -150,9 +154,9 @@ def test_aligned_windows_start_at_the_first_bos_of_their_stretch(tmp_path):
 
 
 def test_ddp_ranks_draw_disjoint_parts_of_the_same_global_batch(tiny_data):
-    meta = train.read_meta(tiny_data)
-    one = train.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=2, seed=0)
-    ranks = [train.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=1, seed=0, rank=r, world_size=2)
+    meta = data.read_meta(tiny_data)
+    one = data.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=2, seed=0)
+    ranks = [data.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=1, seed=0, rank=r, world_size=2)
              for r in range(2)]
     # step s of one process with accumulation 2 sees what step s of 2 ranks without accumulation see
     for step in range(3):
@@ -173,8 +177,8 @@ def test_a_short_run_learns_and_logs(tiny_data, tmp_path):
     records = read_log(out, "train")
     assert [r["iter"] for r in records] == [5, 10, 15, 20, 25, 30]
     assert records[-1]["tokens"] == 30 * 4 * 32 * 2
-    ckpt = torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)
-    assert ckpt["iter_num"] == 30 and not any(k.startswith("_orig_mod.") for k in ckpt["model"])
+    weights, info = checkpoint_weights(os.path.join(out, "ckpt.safetensors"))
+    assert info["iter_num"] == 30 and not any(k.startswith("_orig_mod.") for k in weights)
     assert json.load(open(os.path.join(out, "config.json")))["lr"] == 3e-3
 
 
@@ -185,37 +189,40 @@ def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     assert run_train(tiny_data, straight, *common) == 0
     assert run_train(tiny_data, split, *common, "--stop_iter=7") == 0
-    assert torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)["iter_num"] == 7
+    assert checkpoint.read_info(os.path.join(split, "ckpt.safetensors"))["iter_num"] == 7
     assert run_train(tiny_data, split, *common, "--resume") == 0
     a = [r["loss"] for r in read_log(straight, "train")]
     b = [r["loss"] for r in read_log(split, "train")]
     assert len(a) == len(b) == 14 and a == b
     assert [e["val_loss"] for e in read_log(straight, "eval")] == [e["val_loss"] for e in read_log(split, "eval")]
-    sa = torch.load(os.path.join(straight, "ckpt.pt"), weights_only=False)["model"]
-    sb = torch.load(os.path.join(split, "ckpt.pt"), weights_only=False)["model"]
+    sa, _ = checkpoint_weights(os.path.join(straight, "ckpt.safetensors"))
+    sb, _ = checkpoint_weights(os.path.join(split, "ckpt.safetensors"))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
-    path = str(tmp_path / "ckpt.pt")
-    train.save_atomic({"iter_num": 1}, path)
+    import safetensors.torch
+    path = str(tmp_path / "ckpt.safetensors")
+    model = Transformer(ModelConfig(dim=32, n_layers=1, n_heads=2, hidden_dim=64, vocab_size=50, max_seq_len=16))
+    checkpoint.save_checkpoint(path, model, {"model_config": asdict(model.cfg), "iter_num": 1})
 
-    def dies_halfway(obj, f):
-        f.write(b"half a checkpoint")
+    def dies_halfway(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a checkpoint")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", dies_halfway)
+    monkeypatch.setattr(safetensors.torch, "save_file", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        train.save_atomic({"iter_num": 2}, path)
+        checkpoint.save_checkpoint(path, model, {"model_config": asdict(model.cfg), "iter_num": 2})
     monkeypatch.undo()
-    assert torch.load(path, weights_only=False) == {"iter_num": 1}
-    assert os.listdir(tmp_path) == ["ckpt.pt"]   # no temporary file left behind
+    assert checkpoint.read_info(path)["iter_num"] == 1
+    assert os.listdir(tmp_path) == ["ckpt.safetensors"]   # no temporary file left behind
 
 
 def test_epochs_set_the_number_of_iterations(tiny_data, tmp_path):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--epochs=2", "--eval_interval=1000") == 0
-    meta = train.read_meta(tiny_data)
+    meta = data.read_meta(tiny_data)
     n_windows = sum((meta["languages"][l]["train"]["tokens"] - 1) // 32 for l in meta["languages"])
     cfg = json.load(open(os.path.join(out, "config.json")))
     assert cfg["max_iters_resolved"] == -(-2 * n_windows * 32 // (4 * 32 * 2))
@@ -226,7 +233,7 @@ def test_milestone_checkpoints_follow_the_babylm_schedule(tiny_data, tmp_path, m
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=13", "--milestone_unit=tokens") == 0  # 256 tokens per iteration
     names = sorted(os.listdir(os.path.join(out, "checkpoints")))
-    assert names == ["chck_0.001M.pt", "chck_0.002M.pt", "chck_0.003M.pt"]
+    assert names == ["chck_0.001M.safetensors", "chck_0.002M.safetensors", "chck_0.003M.safetensors"]
     saved = [r["tokens"] for r in read_log(out, "checkpoint") if "chck_" in r["path"]]
     assert saved == [1024, 2048, 3072]            # the first iteration at or past each milestone
 
@@ -268,20 +275,20 @@ def test_empty_token_file(tiny_data, tmp_path, capsys):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=4", "--eval_interval=2", "--log_interval=1") == 0
-    good = torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)
+    good, good_info = checkpoint_weights(os.path.join(out, "ckpt.safetensors"))
     # resume with an absurd learning rate: the loss overflows to inf/nan within a few steps
     code = run_train(tiny_data, out, "--max_iters=40", "--eval_interval=1000", "--log_interval=1", "--lr=1e30",
                      "--warmup_iters=0", "--grad_clip=0", "--resume")
     assert code == 1
     assert "; stopping. The last good checkpoint is" in capsys.readouterr().err
-    kept = torch.load(os.path.join(out, "ckpt.pt"), weights_only=False)
-    assert kept["iter_num"] == good["iter_num"] and all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+    kept, kept_info = checkpoint_weights(os.path.join(out, "ckpt.safetensors"))
+    assert kept_info["iter_num"] == good_info["iter_num"] and all(torch.equal(kept[k], good[k]) for k in good)
 
 
 def test_sample_py_generates_from_a_checkpoint(tiny_data, tmp_path):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=2") == 0
-    res = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), os.path.join(out, "ckpt.pt"),
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), os.path.join(out, "ckpt.safetensors"),
                           "--prompt", "the cat", "--max_new_tokens=5", "--temperature=0"],
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr

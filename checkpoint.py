@@ -1,0 +1,268 @@
+"""
+Checkpoints: what train.py saves, and the one way to read a model back.
+
+    from checkpoint import load_model
+    model, tokenizer = load_model("out/model_a/ckpt.safetensors")   # or a folder export_hf.py wrote
+
+A checkpoint is one safetensors file (Hugging Face's format: a JSON header, then raw tensor bytes).
+Reading it parses that header and copies bytes; unlike a pickle (torch.save), it cannot run code,
+so a checkpoint from somebody else is safe to open. It holds
+
+    tensors   model.<name>                 the weights (output.weight left out when tied)
+              optimizer.<i>.<key>          AdamW's moments and step of parameter i   } resumable
+              rng.torch, rng.cuda.<d>,     the random generators' states             } checkpoints
+              rng.numpy_keys                                                         } only
+    metadata  "format"                     FORMAT
+              "info"                       JSON: model_config, config, tokenizer, data_meta,
+                                           iter_num, tokens_seen, words_seen
+              "train_state"                JSON: the optimizer's hyperparameters, the grad scaler,
+                                           the batch source's state, the rest of numpy's RNG state
+
+train.py writes out_dir/ckpt.safetensors (resumable, replaced at every evaluation) and, at BabyLM's
+milestones, out_dir/checkpoints/chck_{N}M.safetensors (weights and info only).
+
+Every file is written atomically (`atomic_path`): to a temporary file in the same folder, flushed
+to disk, then renamed over the target, so a crash or Ctrl-C at any moment leaves the old file or
+the new one, never half of one.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from model import ModelConfig, Transformer
+
+FORMAT = "babylm-llama-checkpoint/1"
+CHECKPOINT_FILE = "ckpt.safetensors"
+
+# BabyLM's checkpoint schedule: 1M..10M by 1M, 20M..100M by 10M, 200M..1000M by 100M
+MILESTONES = [m * 10**6 for m in list(range(1, 10)) + list(range(10, 100, 10)) + list(range(100, 1001, 100))]
+
+
+def milestone_name(count: int) -> str:
+    """10**6 -> "chck_1M": the branch names the BabyLM evaluation pulls (revision="chck_1M")."""
+    return f"chck_{count / 10**6:g}M"
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+@contextmanager
+def atomic_path(path: str):
+    """`with atomic_path(p) as tmp:` write the file tmp; on success it becomes p (flushed to disk
+    first), on any error or Ctrl-C tmp is removed and p is untouched."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path: str, obj, **dump_args):
+    """A JSON file, written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, **dump_args)
+        f.write("\n")
+
+
+def remove_stale_temporaries(folder: str):
+    """Temporary files that a killed process (SIGKILL: no `finally` runs) left in folder."""
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.startswith(".") and ".tmp" in name and os.path.isfile(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
+
+
+class staged_folder:
+    """`with staged_folder(out) as tmp:` fills a fresh folder next to out; on success it becomes out
+    (an existing out is swapped out and deleted), on any error or Ctrl-C it is removed. The caller
+    decides beforehand whether an existing out may be replaced."""
+
+    def __init__(self, out: str):
+        self.out = os.path.abspath(out)
+
+    def __enter__(self):
+        parent = os.path.dirname(self.out)
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out)}.tmp-", dir=parent)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700; these folders are for sharing
+        old = None
+        if os.path.isdir(self.out):
+            old = self.tmp + "-old"
+            os.rename(self.out, old)
+        os.rename(self.tmp, self.out)
+        if old:
+            shutil.rmtree(old)
+        return False
+
+
+# ----------------------------------------------------------------------------- random generators
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict):
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- writing
+
+def save_checkpoint(path: str, model: Transformer, info: dict, train_state: dict = None):
+    """Write model's weights and info (JSON-able) to path; with train_state (keys optimizer,
+    scaler, sampler, rng: the state_dicts of train.py's objects) the checkpoint can be resumed."""
+    from safetensors.torch import save_file
+    tied = model.cfg.tie_embeddings
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()
+               if not (tied and k == "output.weight")}  # a tied matrix is stored once
+    metadata = {"format": FORMAT, "info": json.dumps(info, default=_plain)}
+    if train_state is not None:
+        opt = train_state["optimizer"]
+        scalars = {}
+        for i, state in opt["state"].items():
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    tensors[f"optimizer.{i}.{key}"] = value.detach().contiguous()
+                else:
+                    scalars.setdefault(str(i), {})[key] = value
+        rng = train_state["rng"]
+        tensors["rng.torch"] = rng["torch"]
+        for d, s in enumerate(rng.get("cuda", [])):
+            tensors[f"rng.cuda.{d}"] = s
+        kind, keys, pos, has_gauss, cached = rng["numpy"]
+        tensors["rng.numpy_keys"] = torch.from_numpy(keys.astype(np.int64))
+        metadata["train_state"] = json.dumps({
+            "optimizer_groups": opt["param_groups"], "optimizer_scalars": scalars,
+            "scaler": train_state["scaler"], "sampler": train_state["sampler"],
+            "numpy_rng": [kind, int(pos), int(has_gauss), float(cached)]}, default=_plain)
+    tensors = {k: v.to("cpu") for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
+
+
+def _plain(x):
+    """JSON for the numpy scalars and tuples that state dicts hold."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f"{type(x).__name__} is not JSON-serialisable")
+
+
+# ----------------------------------------------------------------------------- reading
+
+def read_info(path: str) -> dict:
+    """The checkpoint's info (see the module docstring) without reading any tensor."""
+    return _open(path, "cpu")[1]
+
+
+def _open(path: str, device):
+    """(safe_open handle, info, metadata) with one-line errors naming the file."""
+    from safetensors import safe_open
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path}: no such checkpoint file")
+    try:
+        f = safe_open(path, framework="pt", device=str(device))
+        metadata = f.metadata() or {}
+    except Exception as e:  # a truncated file, a pickle (.pt), anything that is not safetensors
+        raise SystemExit(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:120]}); "
+                         f"train.py writes safetensors checkpoints")
+    if metadata.get("format") != FORMAT:
+        raise SystemExit(f"{path}: not a checkpoint written by train.py (no format {FORMAT!r} in its metadata)")
+    try:
+        info = json.loads(metadata["info"])
+        model_config = ModelConfig(**info["model_config"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise SystemExit(f"{path}: damaged checkpoint metadata ({type(e).__name__}: {str(e)[:120]})")
+    info["model_config"] = model_config
+    return f, info, metadata
+
+
+def load_checkpoint(path: str, device="cpu"):
+    """(model, info) from a train.py checkpoint; info["model_config"] is a ModelConfig."""
+    f, info, _ = _open(path, device)
+    cfg = info["model_config"]
+    try:
+        weights = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+    except Exception as e:
+        raise SystemExit(f"{path}: damaged checkpoint ({type(e).__name__}: {str(e)[:120]})")
+    if cfg.tie_embeddings and "tok_embeddings.weight" in weights:
+        weights["output.weight"] = weights["tok_embeddings.weight"]
+    model = Transformer(cfg)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise SystemExit(f"{path}: weights do not fit the stored model_config: {str(e).splitlines()[0]}")
+    return model.to(device), info
+
+
+def load_train_state(path: str, device="cpu") -> dict:
+    """What save_checkpoint's train_state held, rebuilt: optimizer, scaler, sampler, rng."""
+    f, _, metadata = _open(path, device)
+    if "train_state" not in metadata:
+        raise SystemExit(f"{path}: holds weights only (a milestone checkpoint?), not a run to resume; "
+                         f"start a new run from it with --init_from={path}")
+    try:
+        meta = json.loads(metadata["train_state"])
+        keys = set(f.keys())
+        groups = meta["optimizer_groups"]
+        for g in groups:
+            g["betas"] = tuple(g["betas"])
+        state = {}
+        for g in groups:
+            for i in g["params"]:
+                entry = dict(meta["optimizer_scalars"].get(str(i), {}))
+                prefix = f"optimizer.{i}."
+                entry.update({k[len(prefix):]: f.get_tensor(k) for k in keys if k.startswith(prefix)})
+                if entry:
+                    state[i] = entry
+        kind, pos, has_gauss, cached = meta["numpy_rng"]
+        rng = {"torch": f.get_tensor("rng.torch").cpu(),
+               "numpy": (kind, f.get_tensor("rng.numpy_keys").cpu().numpy().astype(np.uint32), pos, has_gauss, cached)}
+        cuda = sorted((k for k in keys if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        if cuda:
+            rng["cuda"] = [f.get_tensor(k).cpu() for k in cuda]
+        return {"optimizer": {"state": state, "param_groups": groups}, "scaler": meta["scaler"],
+                "sampler": meta["sampler"], "rng": rng}
+    except (KeyError, ValueError, TypeError) as e:
+        raise SystemExit(f"{path}: damaged training state ({type(e).__name__}: {str(e)[:120]})")
+
+
+def load_model(path: str, device="cpu", tokenizer_path: str = None):
+    """(model, tokenizer) from a train.py checkpoint or a folder export_hf.py wrote (or any
+    Transformers LLaMA of our design). tokenizer_path replaces the one stored with the model."""
+    from tokenizer import Tokenizer, load_tokenizer
+    if os.path.isdir(path):
+        from export_hf import load_hf
+        model, tokenizer = load_hf(path, device)
+    else:
+        model, info = load_checkpoint(path, device)
+        tokenizer = Tokenizer.from_dict(info["tokenizer"]) if info.get("tokenizer") else None
+    if tokenizer_path:
+        tokenizer = load_tokenizer(tokenizer_path)
+    if tokenizer is None:
+        raise SystemExit(f"{path}: holds no tokenizer; give one with --tokenizer")
+    if tokenizer.vocab_size > model.cfg.vocab_size:
+        raise SystemExit(f"{path}: tokenizer has {tokenizer.vocab_size} tokens, the model only {model.cfg.vocab_size}")
+    return model, tokenizer
