@@ -8,7 +8,12 @@ A config file is a plain Python file of assignments (`lr = 3e-4`). Every name it
 given to `load_config`; a misspelt key fails with "did you mean ...", as nanoGPT's exec-into-globals
 configurator cannot. Values are converted to the field's type: `--lr=1` gives the float 1.0,
 `--init_from=None` sets an Optional field to None, `--out_dir=a=b` keeps everything after the first
-`=`, and a bare `--flag` means `--flag=True`.
+`=`, a bare `--flag` means `--flag=True`, and `--key value` is `--key=value` for a field that is not
+a bool. Keys may be written with - or _ (`--max-iters=5` is `--max_iters=5`).
+
+Keys in one `exclusive` group (train.py's run length: max_iters, epochs, max_tokens) replace each
+other: `python train.py config/model_a.py --max_iters=100` runs 100 iterations although the file
+sets `epochs`. `--help` lists every key with its default.
 """
 
 import ast
@@ -17,9 +22,10 @@ import difflib
 import typing
 
 
-def load_config(argv, *config_classes):
+def load_config(argv, *config_classes, exclusive=(), program="train.py"):
     """Parse argv (config files and --key=value) into one instance of each dataclass.
 
+    exclusive: groups of keys of which only the one set last counts.
     Returns (configs: list of instances in the order given, explicit: set of keys that were set).
     Raises SystemExit with one line on any mistake.
     """
@@ -30,17 +36,35 @@ def load_config(argv, *config_classes):
                 raise ValueError(f"config field {f.name!r} is defined by both {owner[f.name].__name__} and {cls.__name__}")
             owner[f.name] = cls
     hints = {cls: typing.get_type_hints(cls) for cls in config_classes}
+    rivals = {key: set(group) - {key} for group in exclusive for key in group}
 
     values = {}  # key -> value, already converted to the field type
-    for arg in argv:
+
+    def set_value(key, value):
+        for other in rivals.get(key, ()):
+            values.pop(other, None)
+        values[key] = value
+
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            print(usage(program, config_classes, hints))
+            raise SystemExit(0)
         if arg.startswith("--"):
             key, has_value, text = arg[2:].partition("=")
+            key = key.replace("-", "_")
             _check_known(key, owner, where="command line")
-            values[key] = _convert(key, text if has_value else "True", hints[owner[key]][key], from_text=True)
+            field_type = hints[owner[key]][key]
+            if not has_value and field_type is not bool:
+                if not args or args[0].startswith("--"):
+                    raise SystemExit(f"command line: --{key} needs a value (--{key}=VALUE)")
+                text, has_value = args.pop(0), True
+            set_value(key, _convert(key, text if has_value else "True", field_type, from_text=True))
         else:
             for key, value in _read_config_file(arg).items():
                 _check_known(key, owner, where=arg)
-                values[key] = _convert(key, value, hints[owner[key]][key], from_text=False, where=arg)
+                set_value(key, _convert(key, value, hints[owner[key]][key], from_text=False, where=arg))
 
     configs = []
     for cls in config_classes:
@@ -50,6 +74,17 @@ def load_config(argv, *config_classes):
         except ValueError as e:  # a dataclass's own check in __post_init__
             raise SystemExit(f"config: {e}")
     return configs, set(values)
+
+
+def usage(program, config_classes, hints):
+    """The --help text: every key with its type and default, grouped by dataclass."""
+    lines = [f"usage: python {program} [config.py ...] [--key=value ...]   (later ones win)"]
+    for cls in config_classes:
+        lines.append(f"\n{cls.__name__}:")
+        for f in dataclasses.fields(cls):
+            kind = getattr(hints[cls][f.name], "__name__", str(hints[cls][f.name]).replace("typing.", ""))
+            lines.append(f"  --{f.name}={f.default!r}  ({kind})")
+    return "\n".join(lines)
 
 
 def _read_config_file(path):

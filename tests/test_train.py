@@ -90,6 +90,23 @@ def test_config_mistakes_fail_with_one_clear_line(argv, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+def test_keys_may_be_spelt_with_dashes_and_take_their_value_as_the_next_argument():
+    (a, b), explicit = load_config(["--init-from", "other.pt", "--flag", "--width", "7"], A, B)
+    assert a.init_from == "other.pt" and a.flag is True and b.width == 7 and explicit == {"init_from", "flag", "width"}
+    with pytest.raises(SystemExit, match="--width needs a value"):
+        load_config(["--width"], A, B)
+
+
+def test_a_run_length_on_the_command_line_replaces_the_config_files():
+    """config/model_a.py sets epochs; --max_iters=100 on the command line means 100 iterations, not an error."""
+    (_, cfg, _), explicit = load_config([os.path.join(ROOT, "config", "model_a.py"), "--max_iters=100"],
+                                        train.ModelConfig, train.TrainConfig, train.MixerConfig, exclusive=[train.RUN_LENGTH])
+    assert cfg.max_iters == 100 and cfg.epochs is None and "epochs" not in explicit
+    (_, cfg, _), _ = load_config(["--max_tokens=5000", "--epochs=2"], train.ModelConfig, train.TrainConfig,
+                                 train.MixerConfig, exclusive=[train.RUN_LENGTH])
+    assert cfg.epochs == 2.0 and cfg.max_tokens is None
+
+
 def test_config_unknown_key_in_a_file_names_the_file(tmp_path):
     cfg_file = tmp_path / "c.py"
     cfg_file.write_text("widht = 3\n")
@@ -270,6 +287,33 @@ def test_resume_with_another_model_shape(tiny_data, tmp_path, capsys):
 def test_empty_token_file(tiny_data, tmp_path, capsys):
     open(os.path.join(tiny_data, "eng", "train.bin"), "wb").close()
     fails_with(capsys, [f"--data_dir={tiny_data}", *TINY_MODEL, "--max_iters=1"], "missing or empty token file")
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--batch_size=0", "batch_size=0: must be at least 1"),
+    ("--log_interval=-1", "log_interval=-1: must be at least 1"),
+    ("--eval_interval=0", "eval_interval=0: must be at least 1"),
+    ("--eval_windows=0", "eval_windows=0: must be at least 1"),
+    ("--grad_accum=0", "grad_accum=0: must be at least 1"),
+    ("--max_iters=0", "max_iters=0: must be positive"),
+    ("--decay=cosin", "decay='cosin': expected one of cosine, linear, constant"),
+    ("--milestone_unit=sentences", "milestone_unit='sentences': expected 'words', 'tokens' or 'none'"),
+    ("--dtype=float64", "dtype='float64': expected auto or one of float32, bfloat16, float16"),
+    ("--device=tpu", "device='tpu': expected auto, cpu, cuda, cuda:N or mps"),
+    ("--lr=-1", "need 0 <= min_lr <= lr, lr > 0"),
+    ("--beta2=1.5", "each must be in [0, 1)"),
+    ("--dim=-4", "model:"),
+])
+def test_an_invalid_config_value_stops_before_any_file_is_written(tiny_data, tmp_path, capsys, flag, message):
+    fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/run", *TINY_MODEL, "--max_iters=2", flag], message)
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_asked_for_on_a_machine_without_it(tiny_data, tmp_path, capsys):
+    fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/run", *TINY_MODEL, "--max_iters=2",
+                        "--device=cuda"], "device='cuda' but this machine has no CUDA GPU")
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, capsys):
