@@ -33,8 +33,8 @@ import torch
 import torch.distributed
 
 import distributed
-from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_model, load_train_state, milestone_name,
-                        remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state, write_json)
+from checkpoint import (CHECKPOINT_FILE, MILESTONES, atomic_path, load_checkpoint, load_model, load_train_state,
+                        milestone_name, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state, write_json)
 from configurator import load_config
 from data import TokenWindows, heldout_windows, read_meta
 from mixer import Mixer, MixerConfig
@@ -145,7 +145,13 @@ def main(argv):
     resolved = {**dataclasses.asdict(model_cfg), **dataclasses.asdict(cfg), **dataclasses.asdict(mix_cfg),
                 "max_iters_resolved": max_iters, "world_size": ranks.world_size, "dtype_resolved": dtype,
                 "device_resolved": ranks.device}
-    log = open_run_folder(cfg, resolved, ranks)
+    if progress.iter_num >= min(max_iters, cfg.stop_iter or max_iters):
+        if ranks.master:
+            print(f"{ranks.checkpoint_path}: already at iteration {progress.iter_num} (the run stops at "
+                  f"{min(max_iters, cfg.stop_iter or max_iters)}); nothing to do")
+        ranks.finish()
+        return 0
+    log = open_run_folder(cfg, resolved, ranks, progress.iter_num)
     if ranks.master:
         print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters; {tokens_per_iter:,} tokens per iteration; "
               f"{max_iters} iterations on {ranks.device} ({dtype})")
@@ -158,12 +164,32 @@ def main(argv):
             if resumable:
                 state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                          "sampler": batches.state_dict(), "rng": rng_state()}
-            save_checkpoint(path, raw_model, info, state)
+            try:
+                save_checkpoint(path, raw_model, info, state)
+            except OSError as e:  # a full disk: the temporary file is gone, the last checkpoint intact
+                raise SystemExit(f"{path}: cannot write the checkpoint ({e.strerror or e}); {ranks.last_checkpoint()}")
             log({"kind": "checkpoint", "iter": progress.iter_num, "path": path, "tokens": progress.tokens_seen,
                  "words": round(progress.words_seen)})
 
+    def diverged(*losses) -> bool:
+        """Is a loss inf or NaN: the training loss summed since the last log, or one of `losses` (values
+        every rank agrees on)? Checked at every log and before every checkpoint, so that no checkpoint
+        ever holds a diverged model; then the run ends."""
+        bad = torch.logical_not(torch.isfinite(loss_sum)).float()
+        ranks.all_reduce(bad, f"training step {progress.iter_num}")  # every rank takes the same decision
+        if bad.item() == 0 and all(math.isfinite(v) for v in losses):
+            return False
+        if ranks.master:
+            print(f"\nthe loss is not finite at iteration {progress.iter_num}; stopping without saving "
+                  f"({ranks.last_checkpoint()}: lower lr, or raise warmup_iters)", file=sys.stderr)
+        ranks.finish()
+        return True
+
     def evaluate_and_update():
+        """The held-out losses, logged and given to the mixer; None when they are not finite."""
         losses = evaluate(raw_model, heldout, cfg.batch_size, autocast, ranks, progress.iter_num)
+        if diverged(*losses.values()):
+            return None
         log({"kind": "eval", "iter": progress.iter_num, "tokens": progress.tokens_seen, "val_loss": losses,
              "val_loss_mean": sum(losses.values()) / len(losses)})
         record = batches.update(progress.iter_num, losses)  # the mixer learns from the held-out losses
@@ -176,10 +202,11 @@ def main(argv):
     bar = tqdm(total=max_iters, initial=progress.iter_num, disable=not ranks.master or None, dynamic_ncols=True,
                desc="train")
     milestones = Milestones(cfg.milestone_unit, progress)
-    if progress.iter_num == 0:
-        evaluate_and_update()
+    loss_sum = torch.zeros((), device=ranks.device)  # training loss summed since the last log
+    if progress.iter_num == 0 and evaluate_and_update() is None:
+        return 1
     t_log, tokens_at_log, iter_at_log = time.time(), progress.tokens_seen, progress.iter_num
-    loss_sum = torch.zeros((), device=ranks.device)
+    stopping = 0
     while progress.iter_num < max_iters:
         lr = learning_rate(progress.iter_num, cfg, max_iters)
         for group in optimizer.param_groups:
@@ -217,13 +244,9 @@ def main(argv):
             ranks.all_reduce(loss_sum, f"training step {progress.iter_num}")
             loss_sum /= ranks.world_size
             mean_loss = (loss_sum / (cfg.grad_accum * (progress.iter_num - iter_at_log))).item()  # one .item(): one sync
-            loss_sum.zero_()
-            if not math.isfinite(mean_loss):
-                if ranks.master:
-                    print(f"\nloss is {mean_loss} at iteration {progress.iter_num}; stopping. The last good checkpoint "
-                          f"is {ranks.checkpoint_path}", file=sys.stderr)
-                ranks.finish()
+            if diverged(mean_loss):
                 return 1
+            loss_sum.zero_()
             seconds = time.time() - t_log
             tok_per_s = (progress.tokens_seen - tokens_at_log) / max(seconds, 1e-9)
             t_log, tokens_at_log, iter_at_log = time.time(), progress.tokens_seen, progress.iter_num
@@ -234,23 +257,30 @@ def main(argv):
             bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_per_s:,.0f}")
 
         for count in milestones.passed():
+            if diverged():
+                return 1
             save(os.path.join(cfg.out_dir, "checkpoints", milestone_name(count) + ".safetensors"), resumable=False)
 
-        stopping = stop.agreed(progress.iter_num == cfg.stop_iter, progress.iter_num)
+        stopping = stop.agreed(cfg.stop_iter is not None and progress.iter_num >= cfg.stop_iter, progress.iter_num)
         if progress.iter_num % cfg.eval_interval == 0 or progress.iter_num == max_iters:
             losses = evaluate_and_update()
+            if losses is None:
+                return 1
             if ranks.master:
                 bar.write(f"iter {progress.iter_num}: val loss " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
             save()
         elif stopping:
+            if diverged():
+                return 1
             save()
         if stopping:
             if ranks.master:
-                bar.write(f"stopped at iteration {progress.iter_num}; resume with the same command and --resume")
+                bar.write(f"stopped ({Stop.REASONS[stopping]}) at iteration {progress.iter_num}; resume with the same "
+                          f"command and --resume")
             break
     bar.close()
     ranks.finish()
-    return 0
+    return Stop.exit_code(stopping) if progress.iter_num < max_iters else 0
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -350,17 +380,29 @@ def build_model(cfg, model_cfg, batches, ranks, dtype):
     return model, optimizer, scaler, progress
 
 
-def open_run_folder(cfg, resolved: dict, ranks):
+def open_run_folder(cfg, resolved: dict, ranks, iter_num: int):
     """Rank 0 writes out_dir/config.json and returns log(record), which appends a line to
-    out_dir/log.jsonl; on the other ranks log does nothing."""
+    out_dir/log.jsonl; on the other ranks log does nothing. A resumed run keeps the records up to its
+    checkpoint's iteration and drops the later ones (written before a crash, about to be redone), so
+    the log's iterations never go backwards; a new run starts a new log."""
     if not ranks.master:
         return lambda record: None
-    os.makedirs(os.path.join(cfg.out_dir, "checkpoints"), exist_ok=True)
-    remove_stale_temporaries(cfg.out_dir)
-    remove_stale_temporaries(os.path.join(cfg.out_dir, "checkpoints"))
-    write_json(os.path.join(cfg.out_dir, "config.json"), resolved, indent=2)
+    log_path = os.path.join(cfg.out_dir, "log.jsonl")
+    try:
+        os.makedirs(os.path.join(cfg.out_dir, "checkpoints"), exist_ok=True)
+        remove_stale_temporaries(cfg.out_dir)
+        remove_stale_temporaries(os.path.join(cfg.out_dir, "checkpoints"))
+        kept = []
+        if cfg.resume and os.path.isfile(log_path):
+            with open(log_path) as f:
+                kept = [line for line in f if line.strip() and json.loads(line).get("iter", 0) <= iter_num]
+        with atomic_path(log_path) as tmp, open(tmp, "w") as f:
+            f.writelines(kept)
+        write_json(os.path.join(cfg.out_dir, "config.json"), resolved, indent=2)
+        log_file = open(log_path, "a")
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{cfg.out_dir}: cannot write the run folder ({getattr(e, 'strerror', None) or e})")
     print(json.dumps(resolved))
-    log_file = open(os.path.join(cfg.out_dir, "log.jsonl"), "a")
 
     def log(record):
         log_file.write(json.dumps(record) + "\n")
@@ -426,35 +468,51 @@ class Milestones:
 
 
 class Stop:
-    """Ctrl-C finishes the current step, saves and exits; a second Ctrl-C stops at once. SIGTERM
-    (torchrun sends it to the other ranks when one fails) ends the run with one line."""
+    """Ctrl-C (SIGINT) or SIGTERM (what schedulers and torchrun send first): finish the current step,
+    save a checkpoint and exit with 128 + the signal's number, so a script can tell an interrupted run
+    from a finished one. A second Ctrl-C stops at once."""
+
+    REASONS = {0: None, 1: "stop_iter", signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self, ranks):
-        self.ranks, self.requested = ranks, False
-        signal.signal(signal.SIGINT, self.on_sigint)
-        signal.signal(signal.SIGTERM, self.on_sigterm)
+        self.ranks, self.signal = ranks, 0
+        signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGTERM, self.on_signal)
 
-    def on_sigint(self, signum, frame):
-        if self.requested:
+    def on_signal(self, signum, frame):
+        if self.signal and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        if self.signal:  # torchrun follows a Ctrl-C with SIGTERM to every rank: the same request
+            return
+        self.signal = int(signum)
         if self.ranks.master:
-            print("\ninterrupt: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)", file=sys.stderr)
+            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving a checkpoint "
+                  f"(again to quit now)", file=sys.stderr)
 
-    def on_sigterm(self, signum, frame):
-        print(file=sys.stderr)
-        prefix = f"rank {self.ranks.rank}: " if self.ranks.ddp else ""
-        raise SystemExit(f"{prefix}stopped by SIGTERM; {self.ranks.last_checkpoint()}")
-
-    def agreed(self, stop_here: bool, iter_num: int) -> bool:
-        """Stop after this step? A Ctrl-C reaches the ranks at slightly different moments: they agree
-        to stop at one step (a Ctrl-C that lands after the flag was made counts at the next step)."""
+    def agreed(self, stop_here: bool, iter_num: int) -> int:
+        """0 to go on, else why to stop after this step: 1 (stop_iter) or the signal's number. A signal
+        reaches the ranks at slightly different moments: they agree to stop at one step (one that lands
+        after the flag was made counts at the next step)."""
+        reason = self.signal or int(stop_here)
         if not self.ranks.ddp:
-            return stop_here or self.requested
-        flag = torch.tensor([float(stop_here or self.requested)], device=self.ranks.device)
+            return reason
+        flag = torch.tensor([float(reason)], device=self.ranks.device)
         self.ranks.all_reduce(flag, f"training step {iter_num}", op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
+        return int(flag.item())
+
+    @staticmethod
+    def exit_code(reason: int) -> int:
+        return 0 if reason <= 1 else 128 + reason
+
+
+def run(argv) -> int:
+    """main, with a Ctrl-C before the loop's handler is installed (or a second one) ending in one line."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted; nothing more was saved", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run(sys.argv[1:]))

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -324,7 +326,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
     code = run_train(tiny_data, out, "--max_iters=40", "--eval_interval=1000", "--log_interval=1", "--lr=1e30",
                      "--warmup_iters=0", "--grad_clip=0", "--resume")
     assert code == 1
-    assert "; stopping. The last good checkpoint is" in capsys.readouterr().err
+    assert "; stopping without saving (the last checkpoint is" in capsys.readouterr().err
     kept, kept_info = checkpoint_weights(os.path.join(out, "ckpt.safetensors"))
     assert kept_info["iter_num"] == good_info["iter_num"] and all(torch.equal(kept[k], good[k]) for k in good)
 
@@ -337,3 +339,85 @@ def test_sample_py_generates_from_a_checkpoint(tiny_data, tmp_path):
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("the cat")
+
+
+# ----------------------------------------------------------------------------- what survives what
+
+def test_a_loss_gone_to_nan_between_logs_never_reaches_a_checkpoint(tiny_data, tmp_path, capsys):
+    """log_interval=7 does not divide eval_interval=2: the checkpoint at an evaluation is refused
+    when the loss since the last log (or the held-out loss) is not finite."""
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=4", "--eval_interval=2", "--log_interval=1") == 0
+    good, _ = checkpoint_weights(os.path.join(out, "ckpt.safetensors"))
+    code = run_train(tiny_data, out, "--max_iters=40", "--eval_interval=2", "--log_interval=7", "--lr=1e30",
+                     "--warmup_iters=0", "--grad_clip=0", "--resume")
+    assert code == 1 and "the last checkpoint is" in capsys.readouterr().err
+    kept, info = checkpoint_weights(os.path.join(out, "ckpt.safetensors"))
+    assert info["iter_num"] == 4 and all(torch.equal(kept[k], good[k]) for k in good)
+    evals = read_log(out, "eval")
+    assert all(np.isfinite(list(e["val_loss"].values())).all() for e in evals)   # no NaN logged as a result
+
+
+def test_a_loss_gone_to_nan_before_any_save_says_no_checkpoint_was_saved(tiny_data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    code = run_train(tiny_data, out, "--max_iters=40", "--eval_interval=1000", "--log_interval=1", "--lr=1e30",
+                     "--warmup_iters=0", "--grad_clip=0")
+    assert code == 1 and "no checkpoint was saved" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(out, "ckpt.safetensors"))
+
+
+def test_resuming_at_or_past_stop_iter_trains_nothing(tiny_data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=10", "--stop_iter=4", "--log_interval=1") == 0
+    before = open(os.path.join(out, "ckpt.safetensors"), "rb").read()
+    for stop in (4, 3):
+        assert run_train(tiny_data, out, "--max_iters=10", f"--stop_iter={stop}", "--resume") == 0
+        assert "already at iteration 4" in capsys.readouterr().out
+    assert open(os.path.join(out, "ckpt.safetensors"), "rb").read() == before
+    assert max(r["iter"] for r in read_log(out, "train")) == 4
+
+
+def test_a_resumed_run_drops_the_log_records_it_redoes_and_stale_temporaries(tiny_data, tmp_path):
+    """After a crash at step 7 (checkpoint at 5), the log holds records of steps 6 and 7 and a
+    half-written temporary file may be left: resuming removes both, so iterations never go back."""
+    out = str(tmp_path / "run")
+    common = ["--max_iters=10", "--eval_interval=5", "--log_interval=1"]
+    assert run_train(tiny_data, out, *common, "--stop_iter=5") == 0
+    with open(os.path.join(out, "log.jsonl"), "a") as f:
+        f.write(json.dumps({"kind": "train", "iter": 6, "loss": 1.0}) + "\n" + json.dumps({"kind": "train", "iter": 7}) + "\n")
+    open(os.path.join(out, ".ckpt.safetensors.tmp99999"), "wb").write(b"half a checkpoint")
+    assert run_train(tiny_data, out, *common, "--resume") == 0
+    iters = [r["iter"] for r in read_log(out, "train")]
+    assert iters == list(range(1, 11))
+    assert not [n for n in os.listdir(out) if ".tmp" in n]
+
+
+def test_a_new_run_in_an_old_folder_starts_a_new_log(tiny_data, tmp_path):
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=3", "--log_interval=1") == 0
+    assert run_train(tiny_data, out, "--max_iters=2", "--log_interval=1") == 0
+    assert [r["iter"] for r in read_log(out, "train")] == [1, 2]
+
+
+def test_an_out_dir_through_a_file_is_one_line(tiny_data, tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/file/run", *TINY_MODEL, "--max_iters=2"],
+               "cannot write the run folder")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_finish_the_step_save_and_exit_with_128_plus_the_signal(tiny_data, tmp_path, signum):
+    out = str(tmp_path / "run")
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={tiny_data}",
+                             f"--out_dir={out}", *TINY_MODEL, "--max_iters=100000", "--eval_interval=100000",
+                             "--log_interval=1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = os.path.join(out, "log.jsonl")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (os.path.isfile(log) and len(read_log(out, "train")) >= 3):
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "Traceback" not in err
+    last = read_log(out, "train")[-1]["iter"]
+    assert checkpoint.read_info(os.path.join(out, "ckpt.safetensors"))["iter_num"] == last
