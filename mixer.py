@@ -1,63 +1,38 @@
 """
 Which language does the next batch come from? Online multilingual data mixing (TAAM and friends).
 
-    python train.py config/taam.py                       # the mixer runs inside train.py
-    python mixer.py prior eng nld zho                    # the typological prior's numbers
-    python mixer.py info data/eng_nld_zho --prior=bytes  # budgets, epoch caps and pi0 for a data folder
-    python mixer.py plot runs/taam                       # pi and per-language loss -> runs/taam/mixer.png
+    python train.py config/taam.py                          # the mixer runs inside train.py
+    python mixer.py prior eng nld zho                       # the typological prior's numbers
+    python mixer.py info data/eng_nld_zho --prior=bytes     # budgets, epoch caps and pi0 for a data folder
+    python report.py runs/taam --mixer-png mixer.png        # pi, held-out loss and epochs over a run
 
-The mixer keeps a sampling probability pi_l for each language l, draws every micro-batch from the
-memmapped `<data_dir>/<lang>/train.bin` files according to pi, and, after each evaluation, moves pi
-using the per-language held-out losses. It reimplements Typology-Aware Adaptive Mixing (TAAM):
-
-  1. a prior pi0 from URIEL typology (lang2vec): languages that are typologically isolated from the
-     others start with more mass (`typological_prior`);
-  2. an EXP3-style online update of pi from held-out-loss rewards (`taam_update`, with the rewards
-     `normalized_excess_loss` = v1 and `cross_lingual_deficit` = v2);
-  3. byte-premium-adjusted budgets: a total budget fixes each language's unique tokens (a prefix of its
-     train.bin), and no language is seen more than `max_epochs` times its unique tokens.
-
-Three update rules (config key `mixer`), and when each is the right one:
-
-  exp3   Textbook EXP3 (Auer et al. 2002): one arm is played and only its reward is seen, so that
-         reward is importance-weighted by 1/pi. Right when the feedback really is bandit feedback
-         (e.g. the reward is the loss change on the batch just trained on) and the rewards may be
-         adversarial. Expected regret <= 2 sqrt(e-1) sqrt(g K ln K). With held-out losses for every
-         language at every evaluation, it throws away K-1 of the K observations.
-  hedge  Full-information Hedge (Freund & Schapire 1997): every language's reward is observed at
-         every evaluation (our situation), so no 1/pi: log_w += eta r. Regret O(sqrt(T ln K)); it
-         concentrates on the language with the largest cumulative reward (winner takes all, down to
-         the floor for the others).
-  taam   TAAM's published rule: full information *and* 1/pi. Not a regret minimiser but probability
-         matching: E[increment_l] = eta mu_l / pi_l is equal across languages only when
-         pi_l = mu_l / sum_k mu_k, so pi settles proportional to the mean reward -- a sensible
-         "spend in proportion to need" heuristic with the v2 reward.
-         KNOWN FLAW: a language whose mean reward is <= 0 loses log-weight at every evaluation and sits
-         at the structural floor min_pi + (1 - K min_pi) gamma / K (0.0783 for K=3 and the defaults).
-         With the v1 reward (loss *decrease*), a language that plateaus at a high loss earns ~0 and is
-         starved although it is the one furthest behind. tests/test_mixer.py shows both behaviours.
-  static pi never moves (baselines: uniform, bytes, proportional, temperature, typological, explicit).
-
-`mix_level="batch"` draws one language per micro-batch (as TAAM); "sequence" draws one per row.
-Draws are a pure function of (seed, step, rank, micro_step), pi and the exposure counters, all of
-which are in `state_dict()`, so a resumed run draws exactly what an uninterrupted run would; and
-two ranks draw what one process with twice the gradient accumulation draws.
-
-References: Auer, Cesa-Bianchi, Freund & Schapire 2002, "The nonstochastic multiarmed bandit problem"
-(EXP3); Freund & Schapire 1997, "A decision-theoretic generalization of on-line learning" (Hedge);
-Littell et al. 2017 (URIEL and lang2vec); Conneau et al. 2020 (temperature sampling, alpha = 0.3);
-Wang et al. 2020 "Balancing training for multilingual NMT" and Albalak et al. 2023 "Efficient online
-data mixing" (bandit data mixing); Arnett et al. 2024 (the byte premium).
+The mixer keeps a sampling probability pi_l per language l, draws every micro-batch from the
+memmapped `<data_dir>/<lang>/train.bin` files according to pi and, after each evaluation, moves pi
+with the per-language held-out losses. It reimplements Typology-Aware Adaptive Mixing (TAAM): a
+typological prior pi0 (`typological_prior`; the baselines in `static_prior`), an online update of pi
+(`taam_update`, `exp3_update` or `hedge_update`, then `project`) from the rewards
+`normalized_excess_loss` (v1) or `cross_lingual_deficit` (v2), and byte-premium-adjusted budgets
+with an epoch cap (`unique_token_budget`). Each formula is in the docstring of the function that
+computes it; which update rule is right when, and the flaw of TAAM's published rule, are in
+results/mixer_notes.md, with the references (Auer et al. 2002 for EXP3, Freund & Schapire 1997 for
+Hedge, Littell et al. 2017 for URIEL, Conneau et al. 2020 for temperature sampling, Arnett et al.
+2024 for the byte premium).
 """
 
 import argparse
-import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from configurator import load_config
 from data import open_bin, read_meta
+
+MIXERS = ("none", "static", "taam", "exp3", "hedge")
+REWARDS = ("normalized_excess_loss", "cross_lingual_deficit")
+NAMED_PRIORS = ("uniform", "bytes", "proportional", "temperature", "typological")
+MIX_LEVELS = ("batch", "sequence")
+BUDGET_UNITS = ("tokens", "words")
 
 
 @dataclass
@@ -80,9 +55,55 @@ class MixerConfig:
     languages: str = ""                    # "eng,nld,zho"; empty = every language in meta.json
     mix_level: str = "batch"               # "batch": one language per micro-batch; "sequence": per row
 
+    def __post_init__(self):
+        """Every value that can be checked without the data; configurator.load_config turns the
+        ValueError into one line. What needs the data (the number of languages K, their names in
+        meta.json) is checked by Mixer."""
+        for key, allowed in (("mixer", MIXERS), ("reward", REWARDS), ("mix_level", MIX_LEVELS),
+                             ("budget_unit", BUDGET_UNITS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"mixer: {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")
+        for key, ok, need in (("eta", self.eta > 0, "> 0"), ("gamma", 0 <= self.gamma <= 1, "in [0, 1]"),
+                              ("min_pi", 0 <= self.min_pi < 1, "in [0, 1)"),
+                              ("temperature_alpha", 0 <= self.temperature_alpha <= 1, "in [0, 1]"),
+                              ("prior_temperature", self.prior_temperature > 0, "> 0"),
+                              ("prior_floor", 0 <= self.prior_floor < 1, "in [0, 1)"),
+                              ("budget", self.budget > 0, "> 0"), ("max_epochs", self.max_epochs > 0, "> 0")):
+            if not ok:
+                raise ValueError(f"mixer: {key}={getattr(self, key)!r} must be {need}")
+        names = self.language_list()
+        if len(set(names)) < len(names):
+            raise ValueError(f"mixer: languages={self.languages!r} names a language twice")
+        if self.prior.strip() not in NAMED_PRIORS:
+            given = explicit_prior(self.prior)
+            if self.mixer not in ("none", "static") and min(given.values()) <= 0:
+                raise ValueError(f"mixer: prior={self.prior!r}: the adaptive mixer {self.mixer!r} needs every "
+                                 f"language's prior > 0 (a weight of 0 never moves)")
 
-MIXERS = ("none", "static", "taam", "exp3", "hedge")
-REWARDS = ("normalized_excess_loss", "cross_lingual_deficit")
+    def language_list(self) -> list:
+        """languages as a list ("eng,nld zho" -> ["eng", "nld", "zho"]); empty = all of meta.json."""
+        return self.languages.replace(",", " ").split()
+
+
+def explicit_prior(text: str) -> dict:
+    """"eng=0.2,nld=0.3,zho=0.5" -> {"eng": 0.2, ...}, each >= 0, summing to 1 (to 1e-3)."""
+    given = {}
+    for part in text.replace(" ", "").split(","):
+        lang, _, value = part.partition("=")
+        try:
+            probability = float(value)
+        except ValueError:
+            probability = None
+        if not lang or probability is None:
+            raise ValueError(f"mixer: prior={text!r}: {part!r} is not lang=probability (and the prior is not "
+                             f"one of {', '.join(NAMED_PRIORS)})")
+        given[lang] = probability
+    total = sum(given.values())
+    if min(given.values()) < 0 or not abs(total - 1.0) <= 1e-3:  # (not <=: a nan fails too)
+        raise ValueError(f"mixer: prior={text!r}: probabilities must be >= 0 and sum to 1 (sum {total:.4f})")
+    return given
+
+
 REF_WINDOW = 5      # v1: the reference loss is the mean of the last <= 5 losses
 STD_WINDOW = 20     # v1: sigma over the last <= 20 raw rewards; v2: over the last 20*K deficits
 REWARD_CLIP = 2.0   # rewards are clipped to [-2, 2] (v1) or [0, 2] (v2)
@@ -117,7 +138,7 @@ def taam_update(log_w: np.ndarray, pi: np.ndarray, rewards: np.ndarray, eta: flo
 
     The 1/pi importance weight belongs to bandit feedback (see `exp3_update`); applied to
     full-information rewards it makes pi settle at pi_l ~ mean(r_l) (probability matching), and a
-    language with mean reward <= 0 falls to the structural floor (module docstring).
+    language with mean reward <= 0 falls to the structural floor (results/mixer_notes.md).
     """
     log_w = log_w + eta * rewards / np.maximum(pi, 1e-12)
     return log_w - log_w.max()
@@ -155,7 +176,7 @@ def draw_arm(pi: np.ndarray, u: float) -> int:
 # ----------------------------------------------------------------------------------------------
 # Rewards from held-out losses. Their state is plain lists so that it goes into checkpoints as is.
 
-def normalized_excess_loss(losses: np.ndarray, refs: list, raws: list) -> np.ndarray:
+def normalized_excess_loss(losses: np.ndarray, recent_losses: list, recent_raw_rewards: list) -> np.ndarray:
     """TAAM's v1 reward: has the language's loss gone down lately?
 
         ref_l   = mean of the last <= 5 losses of l   (L_l itself at the first evaluation)
@@ -164,24 +185,22 @@ def normalized_excess_loss(losses: np.ndarray, refs: list, raws: list) -> np.nda
                   (1.0 when there are fewer than 2 raws or sigma < 1e-8)
         r_l     = clip(raw_l / sigma_l, -2, 2)
 
-    refs[l] and raws[l] (lists, one per language) are updated in place.
+    recent_losses[l] and recent_raw_rewards[l] (lists, one per language) are updated in place.
     """
-    r = np.zeros(len(losses))
-    for l, L in enumerate(losses):
-        ref = float(np.mean(refs[l])) if refs[l] else float(L)
-        raw = ref - float(L)
-        refs[l].append(float(L))
-        del refs[l][:-REF_WINDOW]
-        sigma = float(np.std(raws[l], ddof=1)) if len(raws[l]) >= 2 else 1.0
-        if sigma < 1e-8:
-            sigma = 1.0
-        raws[l].append(raw)
-        del raws[l][:-STD_WINDOW]
-        r[l] = np.clip(raw / sigma, -REWARD_CLIP, REWARD_CLIP)
-    return r
+    rewards = np.zeros(len(losses))
+    for i, loss in enumerate(map(float, losses)):
+        past_losses, past_raw_rewards = recent_losses[i], recent_raw_rewards[i]
+        raw = (float(np.mean(past_losses)) if past_losses else loss) - loss
+        past_losses.append(loss)
+        del past_losses[:-REF_WINDOW]
+        sigma = spread(past_raw_rewards)
+        past_raw_rewards.append(raw)
+        del past_raw_rewards[:-STD_WINDOW]
+        rewards[i] = np.clip(raw / sigma, -REWARD_CLIP, REWARD_CLIP)
+    return rewards
 
 
-def cross_lingual_deficit(losses: np.ndarray, pool: list) -> np.ndarray:
+def cross_lingual_deficit(losses: np.ndarray, recent_deficits: list) -> np.ndarray:
     """TAAM's v2 reward: how far is the language behind the best one?
 
         d_l   = max(L_l - min_k L_k, 0)
@@ -189,15 +208,19 @@ def cross_lingual_deficit(losses: np.ndarray, pool: list) -> np.ndarray:
         sigma = sample std of pool (1.0 when it has fewer than 2 values or sigma < 1e-8)
         r_l   = clip(d_l / sigma, 0, 2)
 
-    `pool` is updated in place.
+    recent_deficits (the pool) is updated in place.
     """
-    d = np.maximum(losses - losses.min(), 0.0)
-    pool.extend(float(x) for x in d)
-    del pool[:-STD_WINDOW * len(losses)]
-    sigma = float(np.std(pool, ddof=1)) if len(pool) >= 2 else 1.0
-    if sigma < 1e-8:
-        sigma = 1.0
-    return np.clip(d / sigma, 0.0, REWARD_CLIP)
+    deficits = np.maximum(losses - losses.min(), 0.0)
+    recent_deficits.extend(float(d) for d in deficits)
+    del recent_deficits[:-STD_WINDOW * len(losses)]
+    return np.clip(deficits / spread(recent_deficits), 0.0, REWARD_CLIP)
+
+
+def spread(values: list) -> float:
+    """The rewards' scale sigma: the sample std of values, or 1.0 while there are fewer than two
+    values or they are all equal (sigma < 1e-8), so that a reward is never divided by ~0."""
+    sigma = float(np.std(values, ddof=1)) if len(values) >= 2 else 1.0
+    return sigma if sigma >= 1e-8 else 1.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,8 +270,9 @@ def typological_prior(languages, temperature: float = 0.5, floor: float = 0.10):
     Returns (pi0, iso, D). For eng, nld, zho: pi0 = (0.3213, 0.3227, 0.3560); `python mixer.py prior`.
     """
     K = len(languages)
-    if K < 2:
-        raise SystemExit("the typological prior needs at least two languages")
+    if K < 2 or K * floor >= 1:
+        raise SystemExit(f"mixer: the typological prior needs at least two languages and prior_floor < 1/K "
+                         f"(got {K} languages, prior_floor={floor})")
     x = uriel_features(languages)
     u = x / np.linalg.norm(x, axis=1, keepdims=True)
     D = np.clip(1.0 - u @ u.T, 0.0, 2.0)
@@ -260,56 +284,41 @@ def typological_prior(languages, temperature: float = 0.5, floor: float = 0.10):
 
 
 def static_prior(cfg: MixerConfig, languages, stats: dict) -> np.ndarray:
-    """pi0 from cfg.prior. stats[l] holds "unique" (tokens the budget gives l), "tokens", "bytes",
-    "byte_premium" of l's training data.
+    """pi0 from cfg.prior; stats[l] holds "tokens" (of l's whole train.bin), "bytes", "byte_premium".
 
         uniform       pi_l = 1 / K
-        bytes         pi_l ~ byte_premium_l * tokens_l / bytes_l, the tokens of l per English-equivalent byte:
-                      every language gets the same byte-premium-adjusted bytes
-        proportional  pi_l ~ n_l                        (n_l = tokens of l's whole train.bin)
-        temperature   pi_l ~ n_l ^ alpha                (alpha = 0.3, Conneau et al. 2020)
-
-    n_l is the data a language *has*, not what the budget keeps of it: the budget balances the
-    languages' unique content, so on the budgeted counts `proportional` would equal `bytes` and
-    `temperature` would be nearly uniform. On the available data they are what XLM-R's sampling
-    is: more exposures for the languages with more text (up to the max_epochs cap).
+        bytes         pi_l ~ byte_premium_l * tokens_l / bytes_l   (equal byte-premium-adjusted bytes)
+        proportional  pi_l ~ n_l                                   (n_l = tokens_l)
+        temperature   pi_l ~ n_l ^ alpha                           (alpha = 0.3, Conneau et al. 2020)
         typological   `typological_prior`
-        "eng=0.2,..." as written (must sum to 1)
+        "eng=0.2,..." as written
+
+    n_l is the data a language *has*, not the budget's balanced share of it (on which `proportional`
+    would equal `bytes`): as in XLM-R, the languages with more text get more exposures, up to the cap.
     """
     K = len(languages)
-    p = cfg.prior.strip()
+    prior = cfg.prior.strip()
     n = np.array([stats[l]["tokens"] for l in languages], dtype=np.float64)
-    if p == "uniform":
+    if prior == "uniform":
         return np.full(K, 1.0 / K)
-    if p == "bytes":
-        w = np.array([stats[l]["byte_premium"] * stats[l]["tokens"] / stats[l]["bytes"] for l in languages])
-    elif p == "proportional":
-        w = n
-    elif p == "temperature":
-        w = n ** cfg.temperature_alpha
-    elif p == "typological":
+    if prior == "typological":
         return typological_prior(languages, cfg.prior_temperature, cfg.prior_floor)[0]
-    elif "=" in p:
-        given = {}
-        for part in p.replace(" ", "").split(","):
-            lang, _, val = part.partition("=")
-            try:
-                given[lang] = float(val)
-            except ValueError:
-                raise SystemExit(f"prior={cfg.prior!r}: {part!r} is not lang=probability")
+    if prior == "bytes":
+        weights = np.array([stats[l]["byte_premium"] * stats[l]["tokens"] / stats[l]["bytes"] for l in languages])
+    elif prior == "proportional":
+        weights = n
+    elif prior == "temperature":
+        weights = n ** cfg.temperature_alpha
+    else:  # explicit; MixerConfig has checked its syntax and sum
+        given = explicit_prior(prior)
         if set(given) != set(languages):
-            raise SystemExit(f"prior={cfg.prior!r}: give exactly the languages {','.join(languages)}")
-        w = np.array([given[l] for l in languages])
-        if np.any(w < 0) or abs(w.sum() - 1.0) > 1e-3:
-            raise SystemExit(f"prior={cfg.prior!r}: probabilities must be >= 0 and sum to 1 (sum {w.sum():.4f})")
-    else:
-        raise SystemExit(f"prior={cfg.prior!r}: expected uniform, bytes, proportional, temperature, "
-                         f"typological or lang=p,lang=p,...")
-    return w / w.sum()
+            raise SystemExit(f"mixer: prior={cfg.prior!r}: give exactly the languages {','.join(languages)}")
+        weights = np.array([given[l] for l in languages])
+    return weights / weights.sum()
 
 
 # ----------------------------------------------------------------------------------------------
-# Budgets
+# The languages' data and their budgets
 
 def unique_token_budget(stats: dict, languages, budget: float, unit: str, eng_bytes_per_word=None) -> dict:
     """Unique tokens per language: every language gets the same byte-premium-adjusted bytes A
@@ -326,104 +335,96 @@ def unique_token_budget(stats: dict, languages, budget: float, unit: str, eng_by
     rate = {l: stats[l]["byte_premium"] * stats[l]["tokens"] / stats[l]["bytes"] for l in languages}
     if unit == "tokens":
         A = budget / sum(rate.values())
-    elif unit == "words":
+    else:  # "words" (MixerConfig allows no other unit)
         A = budget / len(languages) * eng_bytes_per_word
-    else:
-        raise SystemExit(f"budget_unit={unit!r}: expected 'tokens' or 'words'")
     return {l: min(stats[l]["tokens"], int(A * rate[l])) for l in languages}
+
+
+def open_languages(data_dir: str, meta: dict, languages: list):
+    """(languages, bins, stats): the languages asked for (all of meta.json's when none are), each
+    one's train.bin memmapped, and its {"tokens" (of the train.bin), "bytes", "words", "byte_premium"}."""
+    meta_path = os.path.join(data_dir, "meta.json")
+    in_meta = meta.get("languages") or {}
+    languages = languages or list(in_meta)
+    unknown = [l for l in languages if l not in in_meta]
+    if not languages or unknown:
+        raise SystemExit(f"{meta_path}: no language {', '.join(unknown) or '(none given)'}; "
+                         f"it has {', '.join(in_meta) or 'none'}")
+    bins, stats = {}, {}
+    for l in languages:
+        bins[l] = open_bin(data_dir, meta, l, "train")
+        try:
+            train = in_meta[l]["train"]
+            stats[l] = {"tokens": len(bins[l]), "bytes": float(train["bytes"]), "words": float(train.get("words", 0)),
+                        "byte_premium": float(in_meta[l]["byte_premium"])}
+        except (KeyError, TypeError, ValueError):
+            raise SystemExit(f"{meta_path}: languages.{l} needs byte_premium and train.bytes")
+        if stats[l]["bytes"] <= 0 or stats[l]["byte_premium"] <= 0:
+            raise SystemExit(f"{meta_path}: languages.{l}: train.bytes and byte_premium must be > 0")
+    return tuple(languages), bins, stats
 
 
 # ----------------------------------------------------------------------------------------------
 # The batch source
 
 class Mixer:
-    """The batch source train.py draws from; train.TokenWindows is the other one, with the same methods.
+    """The batch source train.py draws from; data.TokenWindows is the other one, with the same methods.
 
         mixer = Mixer(cfg, data_dir, batch_size, block_size, seed, rank, world_size)
         x, y, lang = mixer.get_batch(step, micro_step)   # x, y: (B, T) int64; lang: str or "mixed"
         record = mixer.update(step, val_losses)          # after each evaluation; log it
-        ckpt["mixer"] = mixer.state_dict(); mixer.load_state_dict(ckpt["mixer"])
+        state = mixer.state_dict(); mixer.load_state_dict(state)   # in the checkpoint's train state
+        mixer.summary()                                   # mixer, reward, final pi, exposures, epochs
 
     Exposure accounting: every rank counts the tokens drawn by *all* ranks (it can recompute their
     language draws from the seed), so counters, caps and pi are identical on every rank. Call
-    get_batch once per (step, micro_step), in increasing order (a repeated call returns the same
-    batch and does not count twice), and save the state between steps.
+    get_batch once per (step, micro_step), in increasing order, and save the state between steps.
     """
 
     def __init__(self, cfg: MixerConfig, data_dir: str, batch_size: int, block_size: int, seed: int,
                  rank: int = 0, world_size: int = 1):
-        if cfg.mixer not in MIXERS or cfg.mixer == "none":
-            raise SystemExit(f"mixer={cfg.mixer!r}: expected one of static, taam, exp3, hedge")
-        if cfg.reward not in REWARDS:
-            raise SystemExit(f"reward={cfg.reward!r}: expected one of {', '.join(REWARDS)}")
-        if cfg.mix_level not in ("batch", "sequence"):
-            raise SystemExit(f"mix_level={cfg.mix_level!r}: expected 'batch' or 'sequence'")
+        if cfg.mixer == "none":  # a valid config: it means train.py's plain reader, not a Mixer
+            raise SystemExit("mixer='none': the Mixer needs one of static, taam, exp3, hedge")
         self.cfg, self.B, self.T = cfg, int(batch_size), int(block_size)
         self.seed, self.rank, self.world_size = int(seed) % 2**63, int(rank), int(world_size)
 
-        meta_path = os.path.join(data_dir, "meta.json")
         meta = read_meta(data_dir)
-        langs_meta = meta.get("languages") or {}
-        if cfg.languages:
-            langs = cfg.languages if isinstance(cfg.languages, (list, tuple)) else cfg.languages.replace(",", " ").split()
-        else:
-            langs = list(langs_meta)
-        unknown = [l for l in langs if l not in langs_meta]
-        if not langs or unknown:
-            raise SystemExit(f"{meta_path}: no language {', '.join(unknown) or '(none given)'}; "
-                             f"it has {', '.join(langs_meta) or 'none'}")
-        self.languages = tuple(langs)
-        K = self.K = len(langs)
+        self.languages, self.data, self.stats = open_languages(data_dir, meta, cfg.language_list())
+        K = self.K = len(self.languages)
+        if K * cfg.min_pi >= 1:
+            raise SystemExit(f"mixer: min_pi={cfg.min_pi} leaves nothing to adapt for {K} languages "
+                             f"(need min_pi < 1/K = {1 / K:.4f})")
 
-        # memmap each language's train.bin and read its sizes
-        self.data, stats = {}, {}
-        for l in langs:
-            self.data[l] = open_bin(data_dir, meta, l, "train")
-            info = langs_meta[l]
-            try:
-                stats[l] = {"tokens": len(self.data[l]), "bytes": float(info["train"]["bytes"]),
-                            "words": float(info["train"].get("words", 0)), "byte_premium": float(info["byte_premium"])}
-            except (KeyError, TypeError):
-                raise SystemExit(f"{meta_path}: languages.{l} needs byte_premium and train.bytes")
-            if stats[l]["bytes"] <= 0 or stats[l]["byte_premium"] <= 0:
-                raise SystemExit(f"{meta_path}: languages.{l}: train.bytes and byte_premium must be > 0")
-        eng_bpw = None
+        # budgets: unique tokens (a prefix of each train.bin) and the most tokens drawn from each
+        eng_bytes_per_word = None
         if cfg.budget_unit == "words":
-            e = langs_meta.get("eng", {}).get("train", {})
-            if not e.get("words"):
-                raise SystemExit(f"{meta_path}: budget_unit='words' needs English word and byte counts "
-                                 f"(an English-equivalent word is defined by them); use budget_unit='tokens'")
-            eng_bpw = e["bytes"] / e["words"]
-        self.unique = unique_token_budget(stats, langs, cfg.budget, cfg.budget_unit, eng_bpw)
-        for l in langs:
-            stats[l]["unique"] = self.unique[l]
+            eng = meta["languages"].get("eng", {}).get("train", {})
+            if not eng.get("words"):
+                raise SystemExit(f"{os.path.join(data_dir, 'meta.json')}: budget_unit='words' needs English word "
+                                 f"and byte counts (they define an English-equivalent word); use budget_unit='tokens'")
+            eng_bytes_per_word = eng["bytes"] / eng["words"]
+        self.unique = unique_token_budget(self.stats, self.languages, cfg.budget, cfg.budget_unit, eng_bytes_per_word)
+        for l in self.languages:
+            self.stats[l]["unique"] = self.unique[l]
             if self.unique[l] < self.T + 1:
                 raise SystemExit(f"{os.path.join(data_dir, l, 'train.bin')}: {self.unique[l]} tokens under the "
                                  f"budget, fewer than one window of block_size+1 = {self.T + 1}")
-        self.allowance = {l: int(cfg.max_epochs * self.unique[l]) for l in langs}
-        self.stats = stats
+        self.allowance = {l: int(cfg.max_epochs * self.unique[l]) for l in self.languages}
 
         # pi0 and the update rule's state
-        if not (cfg.eta > 0 and 0 <= cfg.gamma <= 1 and 0 <= cfg.min_pi and K * cfg.min_pi < 1):
-            raise SystemExit(f"mixer: need eta > 0, 0 <= gamma <= 1, 0 <= min_pi < 1/K "
-                             f"(eta={cfg.eta}, gamma={cfg.gamma}, min_pi={cfg.min_pi}, K={K})")
-        self.pi0 = static_prior(cfg, langs, stats)
+        self.pi0 = static_prior(cfg, self.languages, self.stats)
         if cfg.mixer == "static":
             self.log_w, self.pi = np.log(np.maximum(self.pi0, 1e-300)), self.pi0.copy()
-        else:
-            if np.any(self.pi0 <= 0):
-                raise SystemExit(f"prior={cfg.prior!r}: an adaptive mixer needs every language's prior > 0")
-            # TAAM's start: softmax(log_w) = pi0, then the same projection as every update
+        else:  # TAAM's start: softmax(log_w) = pi0, then the same projection as every update
             self.log_w = np.log(self.pi0)
             self.pi = project(self.log_w, cfg.gamma, cfg.min_pi)
-        self.refs = [[] for _ in langs]   # v1: recent losses per language
-        self.raws = [[] for _ in langs]   # v1: recent raw rewards per language
-        self.pool = []                    # v2: recent deficits of all languages
+        self.recent_losses = [[] for _ in range(K)]       # v1: the last losses per language
+        self.recent_raw_rewards = [[] for _ in range(K)]  # v1: the last raw rewards per language
+        self.recent_deficits = []                         # v2: the last deficits of all languages
         self.n_updates = 0
-        self.exposures = {l: 0 for l in langs}  # tokens drawn from l so far, all ranks together
-        self.capped = {}                          # language -> step at which it hit max_epochs
-        self._last_key = None                     # (step, micro_step) of the last get_batch
-        self._exposures_before_last = dict(self.exposures)
+        self.exposures = {l: 0 for l in self.languages}   # tokens drawn from l so far, all ranks together
+        self.capped = {}                                  # language -> step at which it hit max_epochs
+        self._last_key = None                             # (step, micro_step) of the last get_batch
 
     # -- sampling ------------------------------------------------------------------------------
 
@@ -436,15 +437,16 @@ class Mixer:
     def sampling_pi(self) -> np.ndarray:
         """The pi actually used for drawing: pi with every capped language (`over_cap`) set to 0 and
         the mass renormalised over the others."""
-        p = self._uncapped_pi()
+        p = self._pi_capped_zeroed()
         if p.sum() <= 0:
             raise SystemExit(f"mixer: every language has used max_epochs={self.cfg.max_epochs:g} x its unique tokens "
                              f"({self.exposures}); train for fewer steps, or raise max_epochs or budget")
         return p / p.sum()
 
-    def _uncapped_pi(self) -> np.ndarray:
+    def _pi_capped_zeroed(self) -> np.ndarray:
+        """pi with the capped languages set to 0, not renormalised (all zeros once every language is capped)."""
         over = self.over_cap()
-        return np.array([0.0 if l in over else x for l, x in zip(self.languages, self.pi)])
+        return np.array([0.0 if l in over else p for l, p in zip(self.languages, self.pi)])
 
     def _draw_languages(self, rng, p: np.ndarray) -> np.ndarray:
         n = 1 if self.cfg.mix_level == "batch" else self.B
@@ -458,12 +460,9 @@ class Mixer:
         the language from sampling_pi(); every rank adds all ranks' draws to the exposure counters.
         """
         key = (int(step), int(micro_step))
-        if self._last_key is not None and key < self._last_key:
-            raise ValueError(f"mixer.get_batch{key} after {self._last_key}: batches must be drawn in order")
-        if key == self._last_key:  # the same batch again: undo its accounting first
-            self.exposures = dict(self._exposures_before_last)
-        else:
-            self._exposures_before_last = dict(self.exposures)
+        if self._last_key is not None and key <= self._last_key:  # drawing twice would count twice
+            raise ValueError(f"mixer.get_batch{key} after {self._last_key}: "
+                             f"draw each (step, micro_step) once, in order")
         self._last_key = key
         for l in self.over_cap():
             if l not in self.capped:
@@ -487,7 +486,7 @@ class Mixer:
         highs = np.array([self.unique[self.languages[i]] - self.T for i in rows])
         offsets = rng.integers(0, highs)           # window [o, o + T + 1) stays inside the prefix
         buf = np.stack([self.data[self.languages[i]][o:o + self.T + 1] for i, o in zip(rows, offsets)])
-        import torch  # here, not at the top: `mixer.py prior` and `mixer.py plot` run without it
+        import torch  # here, not at the top: `mixer.py prior` and `mixer.py info` run without it
         buf = torch.from_numpy(buf.astype(np.int64))  # (B, T+1)
         lang = self.languages[idx[0]] if len(idx) == 1 else "mixed"
         return buf[:, :-1].contiguous(), buf[:, 1:].contiguous(), lang
@@ -499,22 +498,23 @@ class Mixer:
     # -- learning ------------------------------------------------------------------------------
 
     def update(self, step: int, val_losses: dict) -> dict:
-        """Move pi with this evaluation's held-out losses (identical on every rank: all-reduce them
-        first, see `all_reduce_mean`) and return the record to log:
+        """Move pi with this evaluation's held-out losses (identical on every rank: train.py
+        all-reduces them) and return the record to log:
         {"kind": "mixer", "step", "mixer", "reward_kind", "pi", "pi_sample", "rewards", "val_loss",
          "exposures", "epochs", "capped", "update", "floor", ("arm" for exp3)}."""
         missing = [l for l in self.languages if l not in val_losses]
         if missing:
             raise SystemExit(f"mixer.update: no held-out loss for {', '.join(missing)}")
-        L = np.array([float(val_losses[l]) for l in self.languages])
-        if not np.all(np.isfinite(L)):
-            raise SystemExit(f"mixer.update: non-finite held-out loss {dict(zip(self.languages, L.tolist()))}")
+        losses = np.array([float(val_losses[l]) for l in self.languages])
+        if not np.all(np.isfinite(losses)):
+            raise SystemExit(f"mixer.update: non-finite held-out loss {self._by_lang(losses)}")
         cfg, rewards, arm = self.cfg, None, None
         if cfg.mixer != "static":
             if cfg.reward == "normalized_excess_loss":
-                rewards, lo = normalized_excess_loss(L, self.refs, self.raws), -REWARD_CLIP
+                rewards = normalized_excess_loss(losses, self.recent_losses, self.recent_raw_rewards)
+                lowest = -REWARD_CLIP
             else:
-                rewards, lo = cross_lingual_deficit(L, self.pool), 0.0
+                rewards, lowest = cross_lingual_deficit(losses, self.recent_deficits), 0.0
             if cfg.mixer == "taam":
                 self.log_w = taam_update(self.log_w, self.pi, rewards, cfg.eta)
             elif cfg.mixer == "hedge":
@@ -522,46 +522,61 @@ class Mixer:
             else:  # exp3: play one arm, see only its reward, rescaled to [0, 1]
                 u = np.random.default_rng([self.seed, RNG_TAG_EXP3, int(step)]).random()
                 arm = draw_arm(self.pi, u)
-                x = (rewards[arm] - lo) / (REWARD_CLIP - lo)
+                x = (rewards[arm] - lowest) / (REWARD_CLIP - lowest)
                 self.log_w = exp3_update(self.log_w, self.pi, arm, x, cfg.eta)
             self.pi = project(self.log_w, cfg.gamma, cfg.min_pi)
         self.n_updates += 1
-        p = self._uncapped_pi()  # (all zeros once every language is capped; the run is then over)
-        rec = {"kind": "mixer", "step": int(step), "mixer": cfg.mixer, "reward_kind": cfg.reward,
-               "pi": self._by_lang(self.pi), "pi_sample": self._by_lang(p / max(p.sum(), 1e-300)),
-               "rewards": None if rewards is None else self._by_lang(rewards),
-               "val_loss": self._by_lang(L), "exposures": dict(self.exposures),
-               "epochs": {l: self.exposures[l] / self.unique[l] for l in self.languages},
-               "capped": dict(self.capped), "update": self.n_updates,
-               "floor": None if cfg.mixer == "static" else structural_floor(self.K, cfg.gamma, cfg.min_pi)}
+        p = self._pi_capped_zeroed()  # all zeros once every language is capped; the run is then over
+        record = {"kind": "mixer", "step": int(step), "mixer": cfg.mixer, "reward_kind": cfg.reward,
+                  "pi": self._by_lang(self.pi), "pi_sample": self._by_lang(p / max(p.sum(), 1e-300)),
+                  "rewards": None if rewards is None else self._by_lang(rewards),
+                  "val_loss": self._by_lang(losses), "exposures": dict(self.exposures), "epochs": self.epochs(),
+                  "capped": dict(self.capped), "update": self.n_updates,
+                  "floor": None if cfg.mixer == "static" else structural_floor(self.K, cfg.gamma, cfg.min_pi)}
         if arm is not None:
-            rec["arm"] = self.languages[arm]
-        return rec
+            record["arm"] = self.languages[arm]
+        return record
 
-    def _by_lang(self, v) -> dict:
-        return {l: float(x) for l, x in zip(self.languages, v)}
+    def epochs(self) -> dict:
+        """{language: tokens drawn / unique tokens under the budget}."""
+        return {l: self.exposures[l] / self.unique[l] for l in self.languages}
+
+    def summary(self) -> dict:
+        """What the model card reports of the mixing (train.py stores it in each checkpoint's info):
+        {"mixer", "reward" (None for static), "prior", "pi": {lang: p}, "unique": {lang: tokens},
+         "exposures": {lang: tokens}, "epochs": {lang: exposures / unique}}."""
+        return {"mixer": self.cfg.mixer, "reward": None if self.cfg.mixer == "static" else self.cfg.reward,
+                "prior": self.cfg.prior, "pi": self._by_lang(self.pi), "unique": dict(self.unique),
+                "exposures": dict(self.exposures), "epochs": self.epochs()}
+
+    def _by_lang(self, values) -> dict:
+        return {l: float(v) for l, v in zip(self.languages, values)}
 
     # -- checkpointing -------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
         """Everything that decides future draws and updates, as plain Python values (JSON-able)."""
-        return {"version": 1, "languages": list(self.languages), "unique": dict(self.unique),
+        return {"version": 2, "languages": list(self.languages), "unique": dict(self.unique),
                 "config": asdict(self.cfg), "log_w": self.log_w.tolist(), "pi": self.pi.tolist(),
-                "refs": [list(x) for x in self.refs], "raws": [list(x) for x in self.raws],
-                "pool": list(self.pool), "n_updates": self.n_updates, "exposures": dict(self.exposures),
-                "capped": dict(self.capped), "last_key": None if self._last_key is None else list(self._last_key),
-                "exposures_before_last": dict(self._exposures_before_last)}
+                "recent_losses": [list(x) for x in self.recent_losses],
+                "recent_raw_rewards": [list(x) for x in self.recent_raw_rewards],
+                "recent_deficits": list(self.recent_deficits), "n_updates": self.n_updates,
+                "exposures": dict(self.exposures), "capped": dict(self.capped),
+                "last_key": None if self._last_key is None else list(self._last_key)}
 
-    def load_state_dict(self, d: dict):
-        if list(d.get("languages", [])) != list(self.languages) or d.get("unique") != self.unique:
-            raise SystemExit(f"mixer: the checkpoint's languages/budgets {d.get('languages')} {d.get('unique')} "
+    def load_state_dict(self, state: dict):
+        if state.get("version") != 2:
+            raise SystemExit(f"mixer: the checkpoint's mixer state is version {state.get('version')}, this "
+                             f"mixer.py reads version 2; start the run again")
+        if list(state["languages"]) != list(self.languages) or state["unique"] != self.unique:
+            raise SystemExit(f"mixer: the checkpoint's languages/budgets {state['languages']} {state['unique']} "
                              f"differ from this run's {list(self.languages)} {self.unique} (other data or budget?)")
-        self.log_w, self.pi = np.array(d["log_w"], dtype=np.float64), np.array(d["pi"], dtype=np.float64)
-        self.refs, self.raws = [list(x) for x in d["refs"]], [list(x) for x in d["raws"]]
-        self.pool, self.n_updates = list(d["pool"]), int(d["n_updates"])
-        self.exposures, self.capped = dict(d["exposures"]), dict(d["capped"])
-        self._last_key = None if d["last_key"] is None else tuple(d["last_key"])
-        self._exposures_before_last = dict(d["exposures_before_last"])
+        self.log_w, self.pi = np.array(state["log_w"], dtype=np.float64), np.array(state["pi"], dtype=np.float64)
+        self.recent_losses = [list(x) for x in state["recent_losses"]]
+        self.recent_raw_rewards = [list(x) for x in state["recent_raw_rewards"]]
+        self.recent_deficits, self.n_updates = list(state["recent_deficits"]), int(state["n_updates"])
+        self.exposures, self.capped = dict(state["exposures"]), dict(state["capped"])
+        self._last_key = None if state["last_key"] is None else tuple(state["last_key"])
 
     def describe(self) -> str:
         """Lines for the start of a run: per language its budget, epoch cap and pi."""
@@ -579,28 +594,12 @@ class Mixer:
         return "\n".join(out)
 
 
-def all_reduce_mean(values: dict) -> dict:
-    """Per-language held-out losses averaged over DDP ranks, bit-identical on every rank (an
-    all-reduce, then rank 0's result broadcast). Without an initialised process group: unchanged.
-    Every rank must pass the same keys."""
-    import torch
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return dict(values)
-    keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    t /= dist.get_world_size()
-    dist.broadcast(t, src=0)
-    return {k: float(v) for k, v in zip(keys, t.cpu().tolist())}
-
-
 # ----------------------------------------------------------------------------------------------
-# Command line: prior, info, plot
+# Command line: prior, info
 
-def print_prior(languages, temperature: float, floor: float, gamma: float, min_pi: float):
+def print_prior(languages, cfg: MixerConfig):
+    """The typological prior's numbers for some languages, step by step."""
+    temperature, floor, gamma, min_pi = cfg.prior_temperature, cfg.prior_floor, cfg.gamma, cfg.min_pi
     pi0, iso, D = typological_prior(languages, temperature, floor)
     n = uriel_features(languages).shape[1]
     aliases = ", ".join(f"{l} read as {URIEL_CODES[l]}" for l in languages if l in URIEL_CODES)
@@ -617,107 +616,24 @@ def print_prior(languages, temperature: float, floor: float, gamma: float, min_p
     print(f"structural floor min_pi + (1 - K min_pi) gamma / K = {structural_floor(len(languages), gamma, min_pi):.4f}")
 
 
-def plot(run_dir: str, out: str = None) -> str:
-    """pi (solid) and the pi actually sampled (dotted), held-out loss and epochs per language over
-    training, from RUN_DIR/log.jsonl ("kind": "mixer" and "kind": "eval" records)."""
-    path = os.path.join(run_dir, "log.jsonl")
-    if not os.path.isfile(path):
-        raise SystemExit(f"{path}: no log (is {run_dir} a run folder written by train.py?)")
-    mix, evals = [], []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                raise SystemExit(f"{path}:{n}: not a JSON record")
-            step = r.get("step", r.get("iter", r.get("iter_num")))
-            if r.get("kind") == "mixer" and step is not None:
-                mix.append((step, r))
-            elif r.get("kind") == "eval" and step is not None and isinstance(r.get("val_loss"), dict):
-                evals.append((step, r["val_loss"]))
-    if not mix:
-        raise SystemExit(f"{path}: no mixer records (\"kind\": \"mixer\"); was the run trained with a mixer?")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("mixer.py plot needs matplotlib: pip install matplotlib")
-    if not evals:
-        evals = [(s, r["val_loss"]) for s, r in mix]
-    langs = list(mix[0][1]["pi"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for j, l in enumerate(langs):
-        color = f"C{j}"
-        axes[0].plot([s for s, _ in mix], [r["pi"][l] for _, r in mix], color=color, label=l)
-        axes[0].plot([s for s, _ in mix], [r.get("pi_sample", r["pi"])[l] for _, r in mix], ":", color=color)
-        pts = [(s, v[l]) for s, v in evals if l in v]
-        axes[1].plot([s for s, _ in pts], [v for _, v in pts], color=color, label=l)
-        axes[2].plot([s for s, _ in mix], [r["epochs"][l] for _, r in mix], color=color, label=l)
-    first = mix[0][1]
-    if first.get("floor"):
-        axes[0].axhline(first["floor"], color="grey", ls="--", lw=1, label="floor")
-    axes[0].set_title(f"pi ({first['mixer']}, {first['reward_kind']}); dotted: pi sampled")
-    axes[1].set_title("held-out loss")
-    axes[2].set_title("epochs of unique tokens")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = out or os.path.join(run_dir, "mixer.png")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
-
-
-def parse_overrides(items) -> MixerConfig:
-    """--key=value pairs onto MixerConfig (for `mixer.py info`), with the field's type."""
-    cfg, types = MixerConfig(), {f.name: f.type for f in fields(MixerConfig)}
-    for item in items:
-        key, eq, val = item.lstrip("-").partition("=")
-        if key not in types or not eq:
-            raise SystemExit(f"{item!r}: expected --key=value with key one of {', '.join(types)}")
-        kind = types[key]
-        try:
-            setattr(cfg, key, kind(val))
-        except ValueError:
-            raise SystemExit(f"{item!r}: {val!r} is not a {kind.__name__}")
-    return cfg
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="TAAM mixer tools (see the module docstring)")
+    ap = argparse.ArgumentParser(description="TAAM mixer tools (see the module docstring). Both commands "
+                                             "take MixerConfig's --key=value, e.g. --prior_temperature=0.3")
     sub = ap.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("prior", help="print the typological prior for some languages")
     a.add_argument("languages", nargs="+")
-    a.add_argument("--temperature", type=float, default=MixerConfig.prior_temperature)
-    a.add_argument("--floor", type=float, default=MixerConfig.prior_floor)
-    a.add_argument("--gamma", type=float, default=MixerConfig.gamma)
-    a.add_argument("--min_pi", type=float, default=MixerConfig.min_pi)
     b = sub.add_parser("info", help="budgets, epoch caps and pi0 for a data folder")
     b.add_argument("data_dir")
     b.add_argument("--block_size", type=int, default=512)
     b.add_argument("--batch_size", type=int, default=16)
-    c = sub.add_parser("plot", help="draw pi and per-language loss of a run to RUN_DIR/mixer.png")
-    c.add_argument("run_dir")
-    c.add_argument("--out", default=None)
     args, rest = ap.parse_known_args(argv)
+    (cfg,), _ = load_config(rest, MixerConfig)
     if args.cmd == "prior":
-        if rest:
-            ap.error(f"unknown arguments {rest}")
-        print_prior(args.languages, args.temperature, args.floor, args.gamma, args.min_pi)
-    elif args.cmd == "info":
-        cfg = parse_overrides(rest)
-        if cfg.mixer == "none":
+        print_prior(args.languages, cfg)
+    else:
+        if cfg.mixer == "none":  # info shows what a mixer would draw; without one, pi0 held fixed
             cfg.mixer = "static"
         print(Mixer(cfg, args.data_dir, args.batch_size, args.block_size, seed=0).describe())
-    else:
-        if rest:
-            ap.error(f"unknown arguments {rest}")
-        print(f"wrote {plot(args.run_dir, args.out)}")
 
 
 if __name__ == "__main__":

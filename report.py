@@ -3,12 +3,15 @@ Plot and summarise training runs from their log.jsonl files.
 
     python report.py out/model_a --png results/model_a_loss.png --json results/model_a_train.json
     python report.py runs/a runs/b --png compare.png          # several runs on one plot
+    python report.py runs/taam --mixer-png runs/taam/mixer.png   # a mixer run: pi, loss, epochs
     python report.py --study runs/taam_cpu/uniform runs/taam_cpu/taam_v2 ... \
         --json results/taam_study.json --png results/taam_study.png   # the TAAM study (README, Results II)
 
 The PNG shows training loss and held-out loss (per language) against tokens seen. The JSON holds
 what the README's results tables quote: final training and held-out losses, tokens, wall-clock,
-mean tokens/s. (matplotlib is needed for --png only.)
+mean tokens/s. --mixer-png draws a mixer run's pi (solid) and the pi actually sampled once a language
+reached its epoch cap (dotted), its held-out loss and its epochs per language against the step.
+(matplotlib is needed for the plots only.)
 
 --study takes one folder per mixing variant, each holding one run folder per seed (seed1/, seed2/,
 ...), each with its log.jsonl and the minimal_pairs.json that eval_blimp.py --out wrote. It prints
@@ -36,8 +39,9 @@ def read_log(run_dir):
     return records
 
 
-def summarise(run_dir):
-    """The last run in the log (a resumed run appends; records are kept in iteration order)."""
+def run_summary(run_dir):
+    """The numbers the results tables quote, from the last run in the log (a resumed run appends;
+    records are kept in iteration order)."""
     records = read_log(run_dir)
     train = [r for r in records if r["kind"] == "train"]
     evals = [r for r in records if r["kind"] == "eval"]
@@ -88,9 +92,45 @@ def plot(run_dirs, png):
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return save_png(fig, png, dpi=120)
+
+
+def mixer_plot(run_dir, png):
+    """One mixer run, against the step: pi per language (solid), the pi sampled (dotted: a language
+    past its epoch cap is drawn no more) and the structural floor; held-out loss; epochs."""
+    records = read_log(run_dir)
+    mixer = [r for r in records if r["kind"] == "mixer"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    if not mixer:
+        raise SystemExit(f"{run_dir}/log.jsonl: no mixer records (\"kind\": \"mixer\"); "
+                         f"was the run trained with a mixer?")
+    plt = pyplot()
+    steps = [r["iter"] for r in mixer]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for j, lang in enumerate(mixer[0]["pi"]):
+        axes[0].plot(steps, [r["pi"][lang] for r in mixer], color=f"C{j}", label=lang)
+        axes[0].plot(steps, [r["pi_sample"][lang] for r in mixer], ":", color=f"C{j}")
+        axes[1].plot([e["iter"] for e in evals], [e["val_loss"][lang] for e in evals], color=f"C{j}", label=lang)
+        axes[2].plot(steps, [r["epochs"][lang] for r in mixer], color=f"C{j}", label=lang)
+    first = mixer[0]
+    if first["floor"]:
+        axes[0].axhline(first["floor"], color="grey", ls="--", lw=1, label="floor")
+    update = "static" if first["mixer"] == "static" else f"{first['mixer']}, {first['reward_kind']}"
+    axes[0].set_title(f"π ({update}); dotted: π sampled")
+    axes[1].set_title("held-out loss (nats/token)")
+    axes[2].set_title("epochs of unique tokens")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    return save_png(fig, png, dpi=120)
+
+
+def save_png(fig, png, dpi):
     fig.tight_layout()
     os.makedirs(os.path.dirname(png) or ".", exist_ok=True)
-    fig.savefig(png, dpi=120)
+    fig.savefig(png, dpi=dpi)
+    pyplot().close(fig)
     return png
 
 
@@ -199,10 +239,7 @@ def study_plot(result, png):
     axes[0, 1].set_title("held-out loss (nats/token)")
     axes[-1, 0].set_xlabel("step")
     axes[-1, 1].set_xlabel("step")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(png) or ".", exist_ok=True)
-    fig.savefig(png, dpi=110)
-    return png
+    return save_png(fig, png, dpi=110)
 
 
 def main():
@@ -210,8 +247,11 @@ def main():
     p.add_argument("runs", nargs="+", help="run folders (with --study: one folder of seed runs per variant)")
     p.add_argument("--png", help="write the loss plot here")
     p.add_argument("--json", help="write the summary here")
+    p.add_argument("--mixer-png", help="write the mixer plot of one run here (pi, held-out loss, epochs)")
     p.add_argument("--study", action="store_true", help="summarise a TAAM study (see the docstring)")
     args = p.parse_args()
+    if args.mixer_png and (args.study or len(args.runs) != 1):
+        raise SystemExit("report.py: --mixer-png draws one run: give one run folder, without --study")
     if args.study:
         result = study(args.runs)
         print(study_table(result))
@@ -222,7 +262,7 @@ def main():
         if args.png:
             print("wrote", study_plot(result, args.png))
         return
-    summaries = [summarise(r) for r in args.runs]
+    summaries = [run_summary(r) for r in args.runs]
     print(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2))
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
@@ -230,6 +270,8 @@ def main():
             json.dump(summaries if len(summaries) > 1 else summaries[0], f, indent=2)
     if args.png:
         print("wrote", plot(args.runs, args.png))
+    if args.mixer_png:
+        print("wrote", mixer_plot(args.runs[0], args.mixer_png))
 
 
 if __name__ == "__main__":

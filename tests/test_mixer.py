@@ -1,5 +1,5 @@
 """
-Specification of mixer.py (numpy + a 2-process gloo run; about 30 s on 2 CPU cores).
+Specification of mixer.py (numpy and synthetic data folders; a few seconds on 2 CPU cores).
 
     pytest tests/test_mixer.py
 
@@ -10,7 +10,6 @@ every drawn token says which language and which position of its train.bin it cam
 import json
 import math
 import os
-import socket
 import sys
 import warnings
 
@@ -19,9 +18,11 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mixer import (Mixer, MixerConfig, all_reduce_mean, cross_lingual_deficit, draw_arm, exp3_update,  # noqa: E402
-                   hedge_update, normalized_excess_loss, plot, project, structural_floor, taam_update,
-                   typological_prior, unique_token_budget)
+import mixer  # noqa: E402
+from configurator import load_config  # noqa: E402
+from mixer import (Mixer, MixerConfig, cross_lingual_deficit, draw_arm, exp3_update, hedge_update,  # noqa: E402
+                   normalized_excess_loss, project, structural_floor, taam_update, typological_prior,
+                   unique_token_budget)
 
 LANGS = ("eng", "nld", "zho")
 SIZES = {"eng": 20000, "nld": 12000, "zho": 30000}
@@ -251,10 +252,12 @@ def test_draws_are_a_pure_function_of_seed_step_rank_micro_step(data):
         for micro in range(2):
             xa, xb, xc = a.get_batch(step, micro)[0], b.get_batch(step, micro)[0], c.get_batch(step, micro)[0]
             assert torch.equal(xa, xb) and not torch.equal(xa, xc)
-    again = a.get_batch(4, 1)  # the same key again: the same batch, not counted twice
-    assert torch.equal(again[0], xa) and sum(a.exposures.values()) == 10 * 4 * 8
-    with pytest.raises(ValueError):
-        a.get_batch(3, 0)
+    assert sum(a.exposures.values()) == 10 * 4 * 8
+    # each (step, micro_step) is drawn once, in order: drawing one again would count its tokens twice
+    for step, micro in [(4, 1), (3, 0)]:
+        with pytest.raises(ValueError, match="once, in order"):
+            a.get_batch(step, micro)
+    assert sum(a.exposures.values()) == 10 * 4 * 8
 
 
 def test_two_ranks_draw_what_one_process_with_twice_the_accumulation_draws(data):
@@ -333,74 +336,76 @@ def test_the_cap_moves_the_mass_to_the_others_and_the_record_says_so(data):
 
 
 # ---------------------------------------------------------------------------------------------
-# DDP: two processes, gloo
+# what the model card reports
 
-def _ddp_worker(rank, world_size, port, data_dir, out_dir):
-    import torch.distributed as dist
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
-    m = Mixer(MixerConfig(mixer="taam", prior="typological"), data_dir, 4, 16, seed=3, rank=rank, world_size=world_size)
-    pis = []
-    for e in range(8):
-        for step in range(5 * e, 5 * e + 5):
-            for micro in range(2):
-                m.get_batch(step, micro)
-        local = {l: 5.0 - 0.1 * e * (i + 1) + 0.37 * rank * (i - 1) for i, l in enumerate(LANGS)}  # differ per rank
-        rec = m.update(5 * e + 4, all_reduce_mean(local))
-        pis.append(rec["pi"])
-    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
-        json.dump({"pi": pis, "exposures": m.exposures}, f)
-    dist.destroy_process_group()
-
-
-def test_a_two_process_gloo_run_gives_identical_pi_on_both_ranks(data, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, data, str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = (json.load(open(tmp_path / f"rank{r}.json")) for r in range(2))
-    assert r0 == r1  # bit for bit: pi after every update, and the global exposure counters
-    # ... and it is the pi of the mean losses, not of either rank's own
-    one = Mixer(MixerConfig(mixer="taam", prior="typological"), data, 4, 16, seed=3)
-    own = Mixer(MixerConfig(mixer="taam", prior="typological"), data, 4, 16, seed=3)
-    for e in range(8):
-        per_rank = [{l: 5.0 - 0.1 * e * (i + 1) + 0.37 * r * (i - 1) for i, l in enumerate(LANGS)} for r in range(2)]
-        mean = {l: (per_rank[0][l] + per_rank[1][l]) / 2 for l in LANGS}
-        assert one.update(5 * e + 4, mean)["pi"] == r0["pi"][e]
-        own.update(5 * e + 4, per_rank[1])
-    assert own.pi.tolist() != list(r0["pi"][-1].values())
+def test_summary_reports_the_final_pi_and_each_languages_exposures_and_epochs(data):
+    """Exposures counted from the drawn tokens themselves (each says its language), epochs against
+    the budget's unique tokens, pi as the last update left it."""
+    m = Mixer(MixerConfig(mixer="taam", prior="typological", budget=30000, max_epochs=5), data, 4, 16, seed=4)
+    drawn = {l: 0 for l in LANGS}
+    for step in range(60):
+        for micro in range(2):
+            x, y, lang = m.get_batch(step, micro)
+            for l in decode(x)[0]:
+                drawn[l] += x.shape[1]
+        if step % 10 == 9:
+            record = m.update(step, losses_plateau(step))
+    s = json.loads(json.dumps(m.summary()))  # as the checkpoint's info stores it
+    assert s == {"mixer": "taam", "reward": "cross_lingual_deficit", "prior": "typological",
+                 "pi": record["pi"], "unique": {"eng": 9351, "nld": 8926, "zho": 11721},
+                 "exposures": drawn, "epochs": {l: drawn[l] / s["unique"][l] for l in LANGS}}
+    assert sum(drawn.values()) == 60 * 2 * 4 * 16 and abs(sum(s["pi"].values()) - 1) < 1e-12
+    static = Mixer(MixerConfig(mixer="static", prior="eng=0.2,nld=0.3,zho=0.5"), data, 2, 8, seed=0).summary()
+    assert static["reward"] is None and static["pi"] == {"eng": 0.2, "nld": 0.3, "zho": 0.5}
 
 
 # ---------------------------------------------------------------------------------------------
-# the plot and bad input
+# bad input
 
-def test_plot_draws_pi_and_loss_from_the_run_log(data, tmp_path):
-    pytest.importorskip("matplotlib")
-    m = Mixer(MixerConfig(mixer="taam"), data, 2, 8, seed=0)
-    run = tmp_path / "run"
-    run.mkdir()
-    with open(run / "log.jsonl", "w") as f:
-        for t in range(10):
-            m.get_batch(t, 0)
-            losses = {l: 5.0 - 0.1 * t * (i + 1) for i, l in enumerate(LANGS)}
-            f.write(json.dumps({"kind": "eval", "step": t, "val_loss": losses}) + "\n")
-            f.write(json.dumps(m.update(t, losses)) + "\n")
-    out = plot(str(run))
-    assert out == str(run / "mixer.png")
-    assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+@pytest.mark.parametrize("change,message", [
+    (dict(reward="v3"), "reward='v3': expected one of normalized_excess_loss, cross_lingual_deficit"),
+    (dict(mixer="exp4"), "mixer='exp4'"),
+    (dict(mix_level="row"), "mix_level='row'"),
+    (dict(budget_unit="bytes"), "budget_unit='bytes'"),
+    (dict(eta=0.0), "eta=0.0 must be > 0"),
+    (dict(gamma=1.5), "gamma=1.5 must be in"),
+    (dict(min_pi=-0.1), "min_pi=-0.1"),
+    (dict(max_epochs=0.0), "max_epochs=0.0 must be > 0"),
+    (dict(budget=-1.0), "budget=-1.0 must be > 0"),
+    (dict(prior_temperature=0.0), "prior_temperature"),
+    (dict(languages="eng,nld,eng"), "names a language twice"),
+    (dict(prior="eng=0.5,nld=0.1,zho=0.1"), "sum to 1"),
+    (dict(prior="eng=0.5,nld=half"), "'nld=half' is not lang=probability"),
+    (dict(prior="bites"), "'bites' is not lang=probability"),
+    (dict(mixer="taam", prior="eng=1,nld=0,zho=0"), "needs every language's prior > 0"),
+])
+def test_a_config_value_that_cannot_work_stops_at_the_config(change, message):
+    """Checked where the field is declared, before any data is read; through load_config, one line."""
+    with pytest.raises(ValueError, match=message):
+        MixerConfig(**change)
+    args = [f"--{key}={value}" for key, value in change.items()]
+    with pytest.raises(SystemExit, match="^config: mixer: ") as e:
+        load_config(args, MixerConfig)
+    assert "\n" not in str(e.value)
+
+
+def test_static_and_none_accept_an_explicit_prior_with_zeros():
+    assert MixerConfig(mixer="static", prior="eng=1,nld=0,zho=0").prior == "eng=1,nld=0,zho=0"
+    assert MixerConfig(prior="eng=1,nld=0,zho=0").mixer == "none"
 
 
 @pytest.mark.parametrize("change,message", [
     (dict(mixer="none"), "mixer='none'"),
-    (dict(mixer="static", reward="v3"), "reward='v3'"),
     (dict(mixer="static", languages="eng,fra"), "no language fra"),
-    (dict(mixer="static", prior="eng=0.5,nld=0.1,zho=0.1"), "sum to 1"),
-    (dict(mixer="taam", prior="eng=1,nld=0,zho=0"), "needs every language's prior > 0"),
+    (dict(mixer="static", prior="eng=0.5,nld=0.5"), "give exactly the languages eng,nld,zho"),
     (dict(mixer="static", budget=20), "fewer than one window"),
     (dict(mixer="taam", min_pi=0.4), "min_pi"),
+    (dict(mixer="taam", prior="typological", prior_floor=0.4), "prior_floor < 1/K"),
 ])
-def test_bad_configurations_fail_with_one_clear_line(data, change, message):
-    with pytest.raises(SystemExit, match=message):
+def test_a_config_that_does_not_fit_the_data_fails_with_one_clear_line(data, change, message):
+    with pytest.raises(SystemExit, match=message) as e:
         Mixer(MixerConfig(**change), data, 2, 8, seed=0)
+    assert "\n" not in str(e.value)
 
 
 def test_bad_data_and_losses_fail_with_one_clear_line(data, tmp_path):
@@ -414,3 +419,19 @@ def test_bad_data_and_losses_fail_with_one_clear_line(data, tmp_path):
     other = Mixer(MixerConfig(mixer="taam", budget=30000), data, 2, 8, seed=0)
     with pytest.raises(SystemExit, match="differ from this run"):
         other.load_state_dict(m.state_dict())
+    with pytest.raises(SystemExit, match="mixer state is version 1, this mixer.py reads version 2"):
+        m.load_state_dict({**m.state_dict(), "version": 1})
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+
+def test_info_takes_mixer_config_keys_and_prints_the_budget_split(data, capsys):
+    mixer.main(["info", data, "--budget=30000", "--prior=bytes", "--block_size=16"])
+    out = capsys.readouterr().out
+    assert out.startswith("mixer: static, prior bytes, mix_level batch; budget 30,000 tokens, max_epochs 10")
+    assert "  eng:        9,351 unique tokens of 20,000" in out and "pi0 0.3117" in out
+    with pytest.raises(SystemExit, match="unknown config key 'budjet'; did you mean 'budget'"):
+        mixer.main(["info", data, "--budjet=30000"])
+    with pytest.raises(SystemExit, match="^config: mixer: gamma=2.0 must be in"):
+        mixer.main(["info", data, "--gamma=2"])
