@@ -21,7 +21,7 @@ What it holds:
   generation_config.json   bos / eos / pad ids
   tokenizer.json, tokenizer_config.json, special_tokens_map.json
                            our ByteLevel BPE as a PreTrainedTokenizerFast that adds BOS (see below)
-  README.md                a model card in the shape of the BabyLM cards
+  README.md                a model card in the shape of the BabyLM cards (model_card.py)
   eval_results.json        the --eval file, when given
 
 BOS. Training puts <s> before every document, and eval_blimp.py scores a sentence as the sum of
@@ -45,7 +45,7 @@ interrupted export leaves nothing behind. An existing non-empty OUT is replaced 
 and only when it is an earlier export (it holds config.json and model.safetensors) that holds
 neither the input nor the current folder.
 
-`load_hf(folder) -> (model.Transformer, tokenize_data.Tokenizer)` goes the other way, from our
+`load_hf(folder) -> (model.Transformer, tokenizer.Tokenizer)` goes the other way, from our
 export or any Transformers LLaMA folder of the same design (SwiGLU, no biases, plain RoPE), e.g.
 to continue training or to evaluate with eval_blimp.py.
 """
@@ -57,9 +57,9 @@ import re
 import shutil
 import subprocess
 
-
 from checkpoint import CHECKPOINT_FILE, load_checkpoint, read_info, staged_folder
 from model import DTYPES, ModelConfig, Transformer
+from model_card import LICENSE, model_card, seen_counts
 from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -79,8 +79,6 @@ HF_LAYER_NAMES = {  # inside layers.{i}.
 HF_TOP_NAMES = {"tok_embeddings": "model.embed_tokens", "norm": "model.norm", "output": "lm_head"}
 OUR_LAYER_NAMES = {v: k for k, v in HF_LAYER_NAMES.items()}
 OUR_TOP_NAMES = {v: k for k, v in HF_TOP_NAMES.items()}
-
-LICENSE = "apache-2.0"  # of the code and these weights; the training data keep their own licenses
 
 # --all: fixed identity and dates, so the same run always gives the same commit ids
 GIT_IDENTITY = {"name": "export_hf.py", "email": "export_hf@babylm.invalid", "date": "2026-01-01T00:00:00+00:00"}
@@ -204,8 +202,7 @@ def write_folder(model: Transformer, tokenizer: Tokenizer, folder: str, dtype: s
                  card_info: dict = None):
     """Write the export's files into folder (which exists). export() and --all call this."""
     from safetensors.torch import save_file
-    if dtype not in DTYPES:
-        raise SystemExit(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    check_dtype(dtype)
     cfg = model.cfg
     files = tokenizer_files(tokenizer, cfg.max_seq_len)  # first: an unexportable tokenizer fails early
     files["config.json"] = json.dumps(hf_config(cfg, tokenizer, dtype), indent=2)
@@ -224,14 +221,16 @@ def write_folder(model: Transformer, tokenizer: Tokenizer, folder: str, dtype: s
             os.chmod(os.path.join(folder, name), 0o644)
 
 
+def check_dtype(dtype: str):
+    if dtype not in DTYPES:
+        raise SystemExit(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+
+
 def export(model: Transformer, tokenizer: Tokenizer, out_dir: str, dtype: str = "float32",
            card_info: dict = None, force: bool = False):
     """Write model and tokenizer to out_dir as a Transformers LlamaForCausalLM folder.
 
-    card_info (all optional): "config" (training config dict), "data_meta" (meta.json dict),
-    "tokens_seen", "words_seen", "iter_num", "eval" (result dict), "branches" (list of dicts with
-    "name", "words_seen", "tokens_seen"), "revision" (this one's branch), "name" (for the usage
-    snippet), "license", "bos_id".
+    card_info: what model_card.model_card reads (all optional); "eval" also goes to eval_results.json.
     """
     card_info = {"name": os.path.basename(os.path.abspath(out_dir)), "bos_id": tokenizer.bos_id, **(card_info or {})}
     with staging(out_dir, force) as tmp:
@@ -262,150 +261,6 @@ def check_out_dir(out: str, force: bool, keep=()):
 
 
 # -----------------------------------------------------------------------------
-# the model card
-
-
-def model_card(model: Transformer, dtype: str, info: dict) -> str:
-    """README.md in the shape of the BabyLM model cards: details, uses, training data and budget,
-    hyperparameters, checkpoints, evaluation, architecture, usage, license."""
-    cfg, data, train = model.cfg, info.get("data_meta"), info.get("config") or {}
-    name = info.get("name", "MODEL")
-    branches = info.get("branches") or []
-    langs = list((data or {}).get("languages", {}))
-    iso1 = {"eng": "en", "nld": "nl", "zho": "zh", "deu": "de", "fra": "fr", "spa": "es"}
-    n_params = model.num_params()
-    L = ["---"]
-    if langs:
-        L += ["language:"] + [f"- {iso1.get(lang, lang)}" for lang in langs]
-    L += [f"license: {info.get('license', LICENSE)}", "library_name: transformers", "pipeline_tag: text-generation",
-          "tags:", "- babylm", "- llama", "- causal-lm", "---", "",
-          f"# {name}" + (f" at checkpoint `{info['revision']}`" if info.get("revision", "main") != "main" else ""),
-          "",
-          f"A {n_params / 1e6:.1f}M-parameter LLaMA-style causal language model trained from scratch with the "
-          f"raw-PyTorch BabyLM trainer (`train.py`), exported with `export_hf.py`."]
-    seen = [f"{_n(info[k])} {k.split('_')[0]}" for k in ("words_seen", "tokens_seen") if info.get(k) is not None]
-    if seen:
-        L += ["", f"This revision has seen {' and '.join(seen)} of training data"
-                  + (f" ({info['iter_num']:,} optimizer steps)." if info.get("iter_num") is not None else ".")]
-
-    L += ["", "## Model details", "", "| | |", "|---|---|",
-          "| Model type | causal (decoder-only) language model, `LlamaForCausalLM` |",
-          f"| Parameters | {n_params:,} ({model.num_params(non_embedding=True):,} without the embedding) |",
-          f"| Languages | {', '.join(langs) if langs else 'see training data'} |",
-          f"| Weights | `model.safetensors`, {dtype} |", ""]
-
-    L += ["## Uses", "",
-          "A research model for the BabyLM challenge: zero-shot minimal-pair evaluation (BLiMP and its "
-          "peers), fine-tuning, and studies of data-efficient learning. Given its size and its small "
-          "training set, do not expect fluent or factual text.", ""]
-
-    L += ["## Training data", ""]
-    if data:
-        L += ["| language | train words | train tokens | train bytes | documents | byte premium | sources |",
-              "|---|---:|---:|---:|---:|---:|---|"]
-        total_words = 0
-        for lang, d in data["languages"].items():
-            tr = d.get("train", {})
-            total_words += tr.get("words", 0) or 0
-            L.append(f"| {lang} | {_n(tr.get('words'))} | {_n(tr.get('tokens'))} | {_n(tr.get('bytes'))} | "
-                     f"{_n(tr.get('documents'))} | {d.get('byte_premium', '')} | {', '.join(d.get('sources', {}))} |")
-        tk = data.get("tokenizer", {})
-        epochs = (f" (this revision: {info['words_seen'] / total_words:.2f} epochs)"
-                  if info.get("words_seen") and total_words else "")
-        L += ["", f"Budget: {total_words:,} training words in total{epochs}. Tokenizer: {tk.get('backend', '?')}, "
-                  f"{data.get('vocab_size', '?')} entries (sha256 `{str(tk.get('sha256', '?'))[:16]}…`)."]
-        if data.get("command"):
-            L += ["", f"Made with `{data['command']}`."]
-    else:
-        L += ["The checkpoint carries no description of its data (`data_meta`)."]
-    L += [""]
-
-    L += ["## Training hyperparameters", ""]
-    if train:
-        L += ["| key | value |", "|---|---|"] + [f"| {k} | `{v!r}` |" for k, v in sorted(train.items())]
-    else:
-        L += ["The checkpoint carries no training config."]
-    L += [""]
-
-    L += ["## Checkpoints", ""]
-    if branches:
-        L += ["Intermediate checkpoints are branches of this repository (the BabyLM checkpoint schedule); "
-              "the final model is on `main`.", "",
-              "| revision | words seen | tokens seen |", "|---|---:|---:|"]
-        L += [f"| `{b['name']}` | {_n(b.get('words_seen'))} | {_n(b.get('tokens_seen'))} |" for b in branches]
-        first = branches[0]["name"]
-        L += ["", "```python", f'model = AutoModelForCausalLM.from_pretrained("{name}", revision="{first}")', "```"]
-    else:
-        L += ["This export holds one checkpoint (`export_hf.py --all RUN_DIR OUT` makes a repository with "
-              "one branch per BabyLM milestone)."]
-    L += [""]
-
-    L += ["## Evaluation", ""]
-    rows = _flat_numbers(info["eval"]) if info.get("eval") is not None else []
-    if rows:
-        L += ["| metric | value |", "|---|---:|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows[:60]]
-        L += ["", "The full result is in `eval_results.json`."
-                  + (f" ({len(rows) - 60} more numbers there.)" if len(rows) > 60 else "")]
-    else:
-        L += ["No evaluation results were given (`export_hf.py ... --eval result.json` adds them)."]
-    L += ["", "Sentences are scored as by `eval_blimp.py`: the sum of the log-probabilities of all tokens "
-              "of the sentence, conditioned on the BOS token `<s>` that training puts before every document; "
-              "the exported tokenizer adds that `<s>` itself.", ""]
-
-    L += ["## Architecture", "", "| | ours (`model.py`) | Transformers (`config.json`) | value |", "|---|---|---|---:|",
-          f"| width | dim | hidden_size | {cfg.dim} |",
-          f"| layers | n_layers | num_hidden_layers | {cfg.n_layers} |",
-          f"| query heads | n_heads | num_attention_heads | {cfg.n_heads} |",
-          f"| key/value heads | n_kv_heads | num_key_value_heads | {cfg.n_kv_heads} |",
-          f"| head size | dim / n_heads | head_dim | {cfg.head_dim} |",
-          f"| MLP width (SwiGLU) | hidden_dim | intermediate_size | {cfg.hidden_dim} |",
-          f"| vocabulary | vocab_size | vocab_size | {cfg.vocab_size} |",
-          f"| context | max_seq_len | max_position_embeddings | {cfg.max_seq_len} |",
-          f"| RMSNorm eps | norm_eps | rms_norm_eps | {cfg.norm_eps} |",
-          f"| RoPE base | rope_theta | rope_theta | {cfg.rope_theta} |",
-          f"| tied embeddings | tie_embeddings | tie_word_embeddings | {cfg.tie_embeddings} |", "",
-          "Pre-norm decoder: RMSNorm, grouped-query attention with rotary position embeddings, SwiGLU MLP, "
-          "no biases (Touvron et al. 2023).", ""]
-
-    L += ["## Usage", "", "```python",
-          "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-          f'tok = AutoTokenizer.from_pretrained("{name}")',
-          f'model = AutoModelForCausalLM.from_pretrained("{name}")',
-          'ids = tok("The child saw a", return_tensors="pt").input_ids   # starts with <s> (id '
-          f"{info.get('bos_id', 0)})",
-          "out = model.generate(ids, max_new_tokens=20, do_sample=False)",
-          "print(tok.decode(out[0], skip_special_tokens=True))", "```", "",
-          "The tokenizer puts `<s>` before every text, as training did before every document; "
-          "`add_special_tokens=False` leaves it out. Back into the trainer: "
-          "`from export_hf import load_hf; model, tokenizer = load_hf(folder)`.", ""]
-
-    L += ["## License", "", f"{info.get('license', LICENSE)} for the weights and the code. The training data "
-          "keep their own licenses (see the data's SOURCES.md).", ""]
-    return "\n".join(L)
-
-
-def _n(x) -> str:
-    """1234567 -> "1,234,567"; train.py counts words_seen as a float (words per token are averages)."""
-    return f"{round(x):,}" if isinstance(x, (int, float)) and not isinstance(x, bool) else ("" if x is None else str(x))
-
-
-def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else f"{v:,}"
-
-
-def _flat_numbers(d, prefix="", depth=0) -> list:
-    """[(dotted key, number)] for the numbers up to 3 levels deep in a result dict."""
-    rows = []
-    for k, v in d.items() if isinstance(d, dict) else []:
-        key = f"{prefix}{k}"
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            rows.append((key, v))
-        elif isinstance(v, dict) and depth < 2:
-            rows += _flat_numbers(v, key + ".", depth + 1)
-    return rows
-
-
-# -----------------------------------------------------------------------------
 # from a checkpoint file, and --all
 
 
@@ -419,7 +274,7 @@ def load_for_export(path: str):
         raise SystemExit(f"{path}: tokenizer backend {tk.get('backend')!r} cannot be exported to Transformers "
                          f"(only 'bpe', whose file is a tokenizer.json, can)")
     tokenizer = Tokenizer.from_dict(tk)
-    info = {k: ckpt.get(k) for k in ("config", "data_meta", "tokens_seen", "words_seen", "iter_num")}
+    info = {k: ckpt.get(k) for k in ("config", "data_meta", "mixer", "tokens_seen", "words_seen", "iter_num")}
     info["bos_id"] = tokenizer.bos_id
     return model, tokenizer, info
 
@@ -434,8 +289,7 @@ def read_eval(path: str) -> dict:
 
 def export_checkpoint(ckpt_path: str, out_dir: str, dtype: str = "float32", eval_path: str = None,
                       force: bool = False, license: str = LICENSE):
-    if dtype not in DTYPES:
-        raise SystemExit(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    check_dtype(dtype)
     check_out_dir(os.path.abspath(out_dir), force, keep=[ckpt_path])  # before the (slow) checkpoint load
     evals = read_eval(eval_path) if eval_path else None
     model, tokenizer, info = load_for_export(ckpt_path)
@@ -468,8 +322,7 @@ def run_git(repo: str, *args):
 def export_all(run_dir: str, out_dir: str, dtype: str = "float32", eval_path: str = None,
                force: bool = False, license: str = LICENSE):
     """One git repository in out_dir: a branch per milestone checkpoint, the final model on main."""
-    if dtype not in DTYPES:
-        raise SystemExit(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    check_dtype(dtype)
     if shutil.which("git") is None:
         raise SystemExit("git: not found; --all needs the git command line tool")
     final = os.path.join(run_dir, CHECKPOINT_FILE)
@@ -502,8 +355,7 @@ def export_all(run_dir: str, out_dir: str, dtype: str = "float32", eval_path: st
                     os.remove(os.path.join(repo, f))
             write_folder(model, tokenizer, repo, dtype, info)
             run_git(repo, "add", "-A")
-            seen = ", ".join(f"{_n(info[k])} {k.split('_')[0]}" for k in ("words_seen", "tokens_seen")
-                             if info.get(k) is not None)
+            seen = seen_counts(info)
             run_git(repo, "commit", "-q", "--no-verify", "--no-gpg-sign", "-m",
                     f"{branch}: {os.path.relpath(path, run_dir)}" + (f" ({seen} seen)" if seen else ""))
             if branch != "main":
