@@ -21,20 +21,17 @@ so a checkpoint from somebody else is safe to open. It holds
 train.py writes out_dir/ckpt.safetensors (resumable, replaced at every evaluation) and, at BabyLM's
 milestones, out_dir/checkpoints/chck_{N}M.safetensors (weights and info only).
 
-Every file is written atomically (`atomic_path`): to a temporary file in the same folder, flushed
-to disk, then renamed over the target, so a crash or Ctrl-C at any moment leaves the old file or
-the new one, never half of one.
+Every file is written atomically (atomic.py): a crash or Ctrl-C at any moment leaves the old file
+or the new one, never half of one.
 """
 
 import json
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 
+from atomic import atomic_path
 from model import ModelConfig, Transformer
 
 FORMAT = "babylm-llama-checkpoint/1"
@@ -47,68 +44,6 @@ MILESTONES = [m * 10**6 for m in list(range(1, 10)) + list(range(10, 100, 10)) +
 def milestone_name(count: int) -> str:
     """10**6 -> "chck_1M": the branch names the BabyLM evaluation pulls (revision="chck_1M")."""
     return f"chck_{count / 10**6:g}M"
-
-
-# ----------------------------------------------------------------------------- atomic writes
-
-@contextmanager
-def atomic_path(path: str):
-    """`with atomic_path(p) as tmp:` write the file tmp; on success it becomes p (flushed to disk
-    first), on any error or Ctrl-C tmp is removed and p is untouched."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(path: str, obj, **dump_args):
-    """A JSON file, written atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, **dump_args)
-        f.write("\n")
-
-
-def remove_stale_temporaries(folder: str):
-    """Temporary files that a killed process (SIGKILL: no `finally` runs) left in folder."""
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            if name.startswith(".") and ".tmp" in name and os.path.isfile(os.path.join(folder, name)):
-                os.remove(os.path.join(folder, name))
-
-
-class staged_folder:
-    """`with staged_folder(out) as tmp:` fills a fresh folder next to out; on success it becomes out
-    (an existing out is swapped out and deleted), on any error or Ctrl-C it is removed. The caller
-    decides beforehand whether an existing out may be replaced."""
-
-    def __init__(self, out: str):
-        self.out = os.path.abspath(out)
-
-    def __enter__(self):
-        parent = os.path.dirname(self.out)
-        os.makedirs(parent, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out)}.tmp-", dir=parent)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700; these folders are for sharing
-        old = None
-        if os.path.isdir(self.out):
-            old = self.tmp + "-old"
-            os.rename(self.out, old)
-        os.rename(self.tmp, self.out)
-        if old:
-            shutil.rmtree(old)
-        return False
 
 
 # ----------------------------------------------------------------------------- random generators

@@ -82,7 +82,8 @@ def usage(program, config_classes, hints):
     for cls in config_classes:
         lines.append(f"\n{cls.__name__}:")
         for f in dataclasses.fields(cls):
-            kind = getattr(hints[cls][f.name], "__name__", str(hints[cls][f.name]).replace("typing.", ""))
+            hint = hints[cls][f.name]
+            kind = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
             lines.append(f"  --{f.name}={f.default!r}  ({kind})")
     return "\n".join(lines)
 

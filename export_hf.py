@@ -57,7 +57,8 @@ import re
 import shutil
 import subprocess
 
-from checkpoint import CHECKPOINT_FILE, load_checkpoint, read_info, staged_folder
+from atomic import staged_folder
+from checkpoint import CHECKPOINT_FILE, load_checkpoint, read_info
 from model import DTYPES, ModelConfig, Transformer
 from model_card import LICENSE, model_card, seen_counts
 from tokenizer import Tokenizer

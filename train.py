@@ -33,8 +33,9 @@ import torch
 import torch.distributed
 
 import distributed
-from checkpoint import (CHECKPOINT_FILE, MILESTONES, atomic_path, load_checkpoint, load_model, load_train_state,
-                        milestone_name, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state, write_json)
+from atomic import atomic_path, remove_stale_temporaries, write_json
+from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_model, load_train_state, milestone_name,
+                        rng_state, save_checkpoint, set_rng_state)
 from configurator import load_config
 from data import TokenWindows, heldout_windows, read_meta
 from mixer import Mixer, MixerConfig
@@ -506,12 +507,23 @@ class Stop:
 
 
 def run(argv) -> int:
-    """main, with a Ctrl-C before the loop's handler is installed (or a second one) ending in one line."""
+    """main, with a signal that arrives before the loop's handlers are installed (or a second Ctrl-C)
+    ending the run with one line and 128 + the signal's number."""
+    def before_the_loop(signum, frame):
+        raise Interrupted(signum)
+    signal.signal(signal.SIGTERM, before_the_loop)
+    signal.signal(signal.SIGINT, before_the_loop)
     try:
         return main(argv)
-    except KeyboardInterrupt:
-        print("\ninterrupted; nothing more was saved", file=sys.stderr)
-        return 128 + signal.SIGINT
+    except (KeyboardInterrupt, Interrupted) as e:
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"\n{signal.Signals(signum).name}: stopped; nothing more was saved", file=sys.stderr)
+        return 128 + signum
+
+
+class Interrupted(Exception):
+    def __init__(self, signum):
+        self.signum = int(signum)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tokenize_data  # noqa: E402
+from tokenizer import load_tokenizer  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -60,7 +61,7 @@ def main():
     p.add_argument("--check", action="store_true", help="also decode every document and compare with its line")
     args = p.parse_args()
 
-    tok = tokenize_data.load_tokenizer(args.tokenizer)
+    tok = load_tokenizer(args.tokenizer)
     if tok.backend != "bpe":
         raise SystemExit(f"{args.tokenizer}: a {tok.backend} tokenizer; this benchmark is for the bpe backend")
     from tokenizers import Tokenizer as HFTokenizer

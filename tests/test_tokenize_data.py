@@ -1,11 +1,13 @@
 """
-Specification of tokenize_data.py, checked on small samples of the real corpora in ../shared/data.
+Specification of tokenize_data.py and corpus.py (its steps 1-3: scan, hold out, select), checked on small
+samples of the real corpora in ../shared/data.
 
     python -m pytest tests/test_tokenize_data.py -q
 """
 
 import base64
 import collections
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -17,6 +19,9 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tokenize_data as td  # noqa: E402
 import tokenizer  # noqa: E402
+from atomic import staged_folder  # noqa: E402
+from corpus import (count_words, find_sources, hold_out, iter_texts, parse_amount, parse_budget,  # noqa: E402
+                    read_byte_premium, scan)
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 CORPORA = os.path.join(SHARED, "corpora")
@@ -82,7 +87,7 @@ def han_words(text: str) -> int:
 
 
 def leftovers(parent) -> list:
-    return [n for n in os.listdir(parent) if ".tmp-" in n or ".old-" in n]
+    return sorted(n for n in os.listdir(parent) if ".tmp-" in n or ".old-" in n)
 
 
 @pytest.fixture(scope="module")
@@ -137,17 +142,17 @@ def test_tokenizer_travels_as_plain_data(data_dir):
 def test_long_documents_are_encoded_in_pieces_exactly(data_dir):
     tok = tokenizer.load_tokenizer(str(data_dir))
     text = " ".join(real_lines("en", "ud_ewt.txt.gz")[:3000])  # ~230 KB, several pieces
-    pieces = td.split_long(text)
-    assert len(pieces) > 3 and "".join(pieces) == text and max(map(len, pieces)) <= td.PIECE_CHARS
+    pieces = tokenizer.split_long(text)
+    assert len(pieces) > 3 and "".join(pieces) == text and max(map(len, pieces)) <= tokenizer.PIECE_CHARS
     tokens, lengths = td.encode_documents(tok, [text], np.uint16)
     assert list(tokens) == [tok.bos_id] + tok.encode(text)  # cut at spaces: identical to the whole
 
 
 def test_words_are_whitespace_words_or_han_characters():
-    assert td.count_words("Hello,  world !", "eng") == 3
-    assert td.count_words("我爱北京。Hello world 2024年", "zho") == 8  # 我 爱 北 京, Hello, world, 2024, 年
+    assert count_words("Hello,  world !", "eng") == 3
+    assert count_words("我爱北京。Hello world 2024年", "zho") == 8  # 我 爱 北 京, Hello, world, 2024, 年
     line = real_lines("zh", "cmrc2018_wiki.txt.gz")[0]
-    assert td.count_words(line, "zho") == han_words(line)
+    assert count_words(line, "zho") == han_words(line)
 
 
 # ---------------------------------------------------------------------------- output layout
@@ -189,6 +194,18 @@ def test_validation_split_does_not_depend_on_seed_or_budget(small_corpus, data_d
     for lang in FOLDERS:
         assert documents(out, lang, "val") == documents(data_dir, lang, "val")
         assert documents(out, lang, "train") != documents(data_dir, lang, "train")
+
+
+def test_whether_a_document_is_held_out_depends_on_its_text_alone(tmp_path):
+    lines = head("nl", "ud_nl.txt.gz", 30_000)
+    others = head("nl", "commonvoice_nl.txt.gz", 30_000)
+    alone = make_corpus(tmp_path / "a", {"nl/a.txt": lines})
+    mixed = make_corpus(tmp_path / "b", {"nl/a.txt": others[:200] + lines[::-1], "nl/b.txt": others[200:]})
+
+    def held_out(corpus):
+        docs = scan("nld", find_sources(corpus)["nld"], "fail")
+        return {text for _, text in iter_texts(docs, hold_out(docs, 0.05))}
+    assert held_out(alone) and held_out(alone) == held_out(mixed) & set(lines)
 
 
 # ---------------------------------------------------------------------------- budgets
@@ -253,8 +270,15 @@ def test_byte_premium_is_read_from_the_tables():
     table = os.path.join(SHARED, "byte_premium", "byte_coefs_20240233.tsv")
     merged = os.path.join(SHARED, "byte_premium", "all_merged_20240223.tsv")
     expected = {"eng": 1.0, "nld": 1.0516057206199363, "zho": 0.9359663917979646}  # the nllb values in the files
-    assert td.read_byte_premium(table, list(expected)) == expected
-    assert td.read_byte_premium(merged, list(expected)) == expected
+    assert read_byte_premium(table, list(expected)) == expected
+    assert read_byte_premium(merged, list(expected)) == expected
+
+
+def test_amounts_have_decimal_prefixes_and_budgets_name_languages():
+    amounts = [parse_amount(text, "--budget") for text in ("2M", "500k", "1.5GB", "2000000", "3 MB")]
+    assert amounts == [2e6, 5e5, 1.5e9, 2e6, 3e6]
+    assert parse_budget("2M", ["eng", "zho"]) == {"eng": 2e6, "zho": 2e6}
+    assert parse_budget("en=2M,nld=1.5M", ["eng", "nld", "zho"]) == {"eng": 2e6, "nld": 1.5e6}  # zho: all of it
 
 
 # ---------------------------------------------------------------------------- determinism
@@ -351,6 +375,17 @@ def test_existing_output_is_not_overwritten_without_force(small_corpus, data_dir
     assert open(tmp_path / "mine" / "notes.txt").read() == "precious"
 
 
+def test_the_next_run_removes_what_a_killed_run_left(tmp_path, data_dir):
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one", "two"]})
+    killed = staged_folder(str(tmp_path / "out")).__enter__()  # a run killed while writing: its exit never ran
+    open(os.path.join(killed, "train.bin"), "wb").write(bytes(1000))
+    os.makedirs(tmp_path / ".other.tmp-1234")  # the temporary folder of another output: not this run's business
+    assert leftovers(tmp_path) == sorted([os.path.basename(killed), ".other.tmp-1234"])
+    run(corpus, tmp_path / "out", "--tokenizer", data_dir)
+    assert leftovers(tmp_path) == [".other.tmp-1234"]
+    assert os.path.isfile(tmp_path / "out" / "meta.json")
+
+
 # ---------------------------------------------------------------------------- other backends
 
 def test_sentencepiece_backend(small_corpus, tmp_path):
@@ -413,6 +448,10 @@ def test_model_a_and_total_bytes_are_shorthands(small_corpus, data_dir, tmp_path
     assert "--total-bytes is for one language; 3 found" in str(e.value)
 
 
+BAD_VOCAB_SIZE_0 = ("config: --vocab-size 0: expected 259 to 1,048,576 for --backend bpe (the 256 byte tokens and "
+                    "the special tokens come first)")
+
+
 def test_user_errors_are_one_line_without_traceback(tmp_path):
     import subprocess
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tokenize_data.py")
@@ -421,3 +460,81 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr == f"{missing}: no such folder (expected a corpus folder with en/ nl/ zh/ sub-folders)\n"
+    r = subprocess.run([sys.executable, script, "--corpus", missing, "--out", str(tmp_path / "x"), "--vocab-size", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == "" and r.stderr == BAD_VOCAB_SIZE_0 + "\n"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vocab-size", "0"], BAD_VOCAB_SIZE_0),  # `tokenizers` would quietly make 259 tokens
+    (["--vocab-size", "-5"], BAD_VOCAB_SIZE_0.replace(" 0:", " -5:")),
+    (["--vocab-size", "4294967296"], BAD_VOCAB_SIZE_0.replace(" 0:", " 4294967296:")),  # its Rust trainer aborts
+    (["--backend", "spm", "--vocab-size", "260"],
+     BAD_VOCAB_SIZE_0.replace(" 0:", " 260:").replace("259", "261").replace("bpe", "spm")),
+    (["--vocab-size", "16k"], "command line: --vocab_size=16k is not a valid int"),
+    (["--backend", "wordpiece"], "config: --backend wordpiece: expected one of bpe, spm, tiktoken"),
+    (["--spm-model-type", "char"], "config: --spm-model-type char: expected one of bpe, unigram"),
+    (["--tokenizer-balance", "words"], "config: --tokenizer-balance words: expected one of eng_bytes, bytes"),
+    (["--unit", "chars"], "config: --unit chars: expected one of bytes, words, tokens, eng_bytes"),
+    (["--mode", "sequential"], "config: --mode sequential: expected one of random, round_robin"),
+    (["--on-bad-utf8", "ignore"], "config: --on-bad-utf8 ignore: expected one of fail, skip"),
+    (["--val-fraction", "1"], "config: --val-fraction 1.0: expected a number in [0, 1)"),
+    (["--val-fraction", "-0.1"], "config: --val-fraction -0.1: expected a number in [0, 1)"),
+    (["--val-docs", "0"], "config: --val-docs 0: expected at least 1 (or --val-fraction 0 for none)"),
+    (["--spm-character-coverage", "0"], "config: --spm-character-coverage 0.0: expected a number in (0, 1]"),
+    (["--spm-character-coverage", "1.5"], "config: --spm-character-coverage 1.5: expected a number in (0, 1]"),
+    (["--budget", "lots"], "config: --budget 'lots': not an amount (examples: 2000000, 2M, 500K)"),
+    (["--budget", "nan"], "config: --budget 'nan': not an amount (examples: 2000000, 2M, 500K)"),
+    (["--budget", "0"], "config: --budget '0': must be positive"),
+    (["--budget", "eng=2M,deu=1M"],
+     "config: --budget eng=2M,deu=1M: 'deu' is not one of the languages (eng, nld, zho)"),
+    (["--total-bytes", "-1M"], "config: --total-bytes '-1M': must be positive"),
+    (["--tokenizer-sample", "0"], "config: --tokenizer-sample '0': must be positive"),
+    (["--languages", "eng,deu"],
+     "config: --languages eng,deu: unknown language 'deu' (known: en, eng, nl, nld, zh, zho)"),
+    (["--vocab-sise", "600"], "command line: unknown config key 'vocab_sise'; did you mean 'vocab_size'?"),
+])
+def test_a_bad_value_stops_before_anything_is_read_or_written(tmp_path, args, message):
+    with pytest.raises(SystemExit) as e:  # the corpus does not exist: its error would come if anything were read
+        run(tmp_path / "no-such-corpus", tmp_path / "out", *args)
+    assert str(e.value) == message
+    assert os.listdir(tmp_path) == []
+
+
+def test_out_is_required_and_must_not_go_through_a_file(tmp_path):
+    missing = str(tmp_path / "no-such-corpus")
+    with pytest.raises(SystemExit) as e:
+        td.main(["--corpus", missing])
+    assert str(e.value) == "config: --out: required (the data folder to write, e.g. --out data/eng_nld_zho)"
+    (tmp_path / "notes.txt").write_text("precious")
+    for out in (tmp_path / "notes.txt" / "data", tmp_path / "notes.txt" / "data" / "eng"):
+        with pytest.raises(SystemExit) as e:
+            td.main(["--corpus", missing, "--out", str(out)])
+        assert str(e.value) == f"--out {out}: {tmp_path / 'notes.txt'} is a file, not a folder"
+    assert os.listdir(tmp_path) == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("flags", [
+    ["--vocab-size", "600", "--val-fraction", "0.1", "--force", "--total-bytes", "1M"],
+    ["--vocab_size=600", "--val_fraction=0.1", "--force=True", "--total_bytes=1M"],
+    ["--vocab-size=600", "--val_fraction", "0.1", "--force", "--total-bytes=1M"],
+])
+def test_flags_are_spelt_with_dashes_or_underscores_and_take_a_value_after_a_space_or_an_equals_sign(flags):
+    cfg, explicit = td.parse_args(["--out", "x", *flags])
+    assert (cfg.vocab_size, cfg.val_fraction, cfg.force, cfg.budget, cfg.unit) == (600, 0.1, True, "1M", "bytes")
+    assert explicit == {"out", "vocab_size", "val_fraction", "force", "budget", "unit", "total_bytes"}
+
+
+def test_flags_given_win_over_the_model_a_shorthand():
+    cfg, _ = td.parse_args(["--out", "x", "--budget", "1M", "--model_a", "--seed", "5"])
+    assert (cfg.languages, cfg.mode, cfg.budget, cfg.unit, cfg.seed) == ("eng", "round_robin", "1M", "bytes", 5)
+
+
+def test_help_lists_every_flag_and_the_shorthands(capsys):
+    with pytest.raises(SystemExit) as e:
+        td.parse_args(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "--model-a = --languages=eng --mode=round_robin --budget=2000000 --unit=bytes" in text
+    assert all(f"--{f.name}=" in text for f in dataclasses.fields(td.DataConfig))
