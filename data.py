@@ -109,6 +109,9 @@ class TokenWindows:
     def update(self, step, val_losses):
         return None  # a fixed mixture: nothing to learn from the held-out losses
 
+    def summary(self):
+        return None  # what a mixer reports in the model card; a fixed mixture has nothing to add
+
     def state_dict(self):
         return {}  # everything is a function of (seed, step): no state to keep
 

@@ -160,7 +160,7 @@ def main(argv):
     def save(path=ranks.checkpoint_path, resumable=True):
         if ranks.master:
             info = {"model_config": dataclasses.asdict(model_cfg), "config": resolved, "tokenizer": tokenizer.to_dict(),
-                    "data_meta": meta, **dataclasses.asdict(progress)}
+                    "data_meta": meta, "mixer": batches.summary(), **dataclasses.asdict(progress)}
             state = None
             if resumable:
                 state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),

@@ -421,3 +421,16 @@ def test_ctrl_c_and_sigterm_finish_the_step_save_and_exit_with_128_plus_the_sign
     assert "Traceback" not in err
     last = read_log(out, "train")[-1]["iter"]
     assert checkpoint.read_info(os.path.join(out, "ckpt.safetensors"))["iter_num"] == last
+
+
+def test_a_mixer_runs_checkpoint_carries_what_the_model_card_reports(tiny_data, tmp_path):
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=4", "--eval_interval=2", "--mixer=taam", "--budget=1e9") == 0
+    info = checkpoint.read_info(os.path.join(out, "ckpt.safetensors"))
+    mixing = info["mixer"]
+    assert mixing["mixer"] == "taam" and set(mixing["pi"]) == {"eng", "nld"}
+    assert abs(sum(mixing["pi"].values()) - 1) < 1e-9
+    assert sum(mixing["exposures"].values()) == info["tokens_seen"] == 4 * 4 * 32 * 2
+    plain = str(tmp_path / "plain")
+    assert run_train(tiny_data, plain, "--max_iters=2") == 0
+    assert checkpoint.read_info(os.path.join(plain, "ckpt.safetensors"))["mixer"] is None
