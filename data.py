@@ -46,7 +46,11 @@ def open_bin(data_dir, meta, lang, split):
     itemsize = np.dtype(meta["dtype"]).itemsize
     if os.path.getsize(path) % itemsize:
         raise SystemExit(f"{path}: {os.path.getsize(path)} bytes is not a whole number of {meta['dtype']} tokens (truncated?)")
-    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+    tokens = np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+    biggest = int(tokens.max())  # one pass over the file: a corrupt bin must not reach the embedding
+    if biggest >= meta["vocab_size"]:
+        raise SystemExit(f"{path}: token id {biggest} is not below meta.json's vocab_size {meta['vocab_size']} (corrupt file?)")
+    return tokens
 
 
 class TokenWindows:

@@ -410,7 +410,11 @@ def load_hf(folder: str, device="cpu"):
         raise SystemExit(f"{folder}: no model.safetensors (export with safetensors; .bin is not read)")
     sd = {}
     for name in files:
-        for k, t in load_file(os.path.join(folder, name)).items():
+        try:
+            tensors = load_file(os.path.join(folder, name))
+        except Exception as e:  # truncated, or not safetensors at all: a pickle is never unpickled
+            raise SystemExit(f"{folder}/{name}: not a readable safetensors file ({type(e).__name__}: {str(e)[:120]})")
+        for k, t in tensors.items():
             if k.endswith("rotary_emb.inv_freq"):
                 continue  # older Transformers saved RoPE frequencies; ours are derived from the config
             try:
@@ -463,10 +467,13 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="replace an earlier export in out")
     p.add_argument("--license", default=LICENSE, help=f"license named in the model card (default {LICENSE})")
     a = p.parse_args(argv)
-    if a.all:
-        export_all(a.ckpt, a.out, a.dtype, a.eval, a.force, a.license)
-    else:
-        export_checkpoint(a.ckpt, a.out, a.dtype, a.eval, a.force, a.license)
+    try:
+        if a.all:
+            export_all(a.ckpt, a.out, a.dtype, a.eval, a.force, a.license)
+        else:
+            export_checkpoint(a.ckpt, a.out, a.dtype, a.eval, a.force, a.license)
+    except OSError as e:  # a full disk: the staged folder is gone, an earlier export untouched
+        raise SystemExit(f"{a.out}: cannot write the export ({e.strerror or e})")
 
 
 if __name__ == "__main__":

@@ -242,14 +242,14 @@ def study_plot(result, png):
     return save_png(fig, png, dpi=110)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description="Plot and summarise train.py runs.")
     p.add_argument("runs", nargs="+", help="run folders (with --study: one folder of seed runs per variant)")
     p.add_argument("--png", help="write the loss plot here")
     p.add_argument("--json", help="write the summary here")
     p.add_argument("--mixer-png", help="write the mixer plot of one run here (pi, held-out loss, epochs)")
     p.add_argument("--study", action="store_true", help="summarise a TAAM study (see the docstring)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.mixer_png and (args.study or len(args.runs) != 1):
         raise SystemExit("report.py: --mixer-png draws one run: give one run folder, without --study")
     if args.study:

@@ -469,8 +469,11 @@ def main(argv=None) -> dict:
     t_tokenizer = time.time()
     tokenizer, tokenizer_info = make_tokenizer(cfg, explicit, plans)  # step 4
     t_encode = time.time()
-    with staged_folder(cfg.out) as folder:                            # step 5, into a folder that becomes --out
-        meta = write_data(folder, plans, tokenizer, tokenizer_info, cfg, argv)
+    try:
+        with staged_folder(cfg.out) as folder:                        # step 5, into a folder that becomes --out
+            meta = write_data(folder, plans, tokenizer, tokenizer_info, cfg, argv)
+    except OSError as e:  # a full disk: the staged folder is gone, an earlier --out untouched
+        raise SystemExit(f"{cfg.out}: cannot write the data ({e.strerror or e})")
     print_summary(meta)
     print(f"wrote {cfg.out} ({meta['dtype']}, vocab {tokenizer.vocab_size}) in {time.time() - t_start:.1f}s "
           f"(tokenizer {t_encode - t_tokenizer:.1f}s, encoding {time.time() - t_encode:.1f}s)")

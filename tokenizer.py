@@ -152,9 +152,14 @@ def load_tokenizer(path: str) -> Tokenizer:
         meta_path = os.path.join(path, "meta.json")
         if not os.path.isfile(meta_path):
             raise SystemExit(f"{path}: no meta.json (not a folder written by tokenize_data.py)")
-        with open(meta_path) as f:
-            info = json.load(f)["tokenizer"]
-        file = os.path.join(path, info["file"])
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                info = json.load(f)["tokenizer"]
+            file = os.path.join(path, info["file"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"{meta_path}: no readable tokenizer entry ({type(e).__name__}: {str(e)[:120]})")
+        if not os.path.isfile(file):
+            raise SystemExit(f"{file}: missing (meta.json names it as the data's tokenizer)")
         with open(file, "rb") as f:
             blob = f.read()
         if hashlib.sha256(blob).hexdigest() != info["sha256"]:
