@@ -4,14 +4,17 @@ Score a causal language model on minimal pairs: BLiMP and its Dutch and Chinese 
     python eval_blimp.py out/model_a/ckpt.safetensors                       # full English BLiMP
     python eval_blimp.py out/model_a/ckpt.safetensors --suite blimp_filtered,blimp_supplement --fast
     python eval_blimp.py exports/model_a --suite blimp,blimp_nl,zhoblimp --out results/blimp.json
-    python eval_blimp.py out/model_a/ckpt.safetensors --suite my_pairs.jsonl    # any JSONL of pairs, or a folder
-    python eval_blimp.py out/model_a/ckpt.safetensors --leading-space --no-bos  # other pipelines' conventions
+    python eval_blimp.py out/model_a/ckpt.safetensors --suite my_pairs.csv     # JSONL, CSV, TSV, or a folder
+    python eval_blimp.py out/model_a/ckpt.safetensors --protocol card --fast   # Model A card's protocol
+    python eval_blimp.py out/model_a/ckpt.safetensors --predictions pairs.jsonl  # every pair's two scores
+    python eval_blimp.py out/model_a/ckpt.safetensors --suite blimp_filtered,blimp_supplement \\
+        --babylm-predictions babylm_preds.json                              # for a BabyLM submission
 
 From code (train.py and the results scripts do this):
 
     from eval_blimp import evaluate
     result = evaluate(model, tokenizer, "blimp,blimp_nl", fast=True)   # the dict --out writes
-    result["suites"]["blimp"]["total"]["macro"]                        # the headline number
+    result["suites"]["blimp"]["headline"]                              # the protocol's headline number
 
 The model argument is a train.py checkpoint or a folder written by export_hf.py. Suites
 (files under --data-root, default ../shared/data; see its SOURCES.md):
@@ -23,34 +26,56 @@ The model argument is a train.py checkpoint or a folder written by export_hf.py.
     zhoblimp          minimal_pairs/zh/zhoblimp.pairs.jsonl.gz   Chinese, 118 paradigms, 35,400 pairs
     sling             minimal_pairs/zh/sling.pairs.jsonl.gz      Chinese, 40,560 pairs
 
-A pair file is JSONL (optionally gzip'd) with "sentence_good" and "sentence_bad" on every line,
-and optionally "UID" (the paradigm; the file name otherwise), "field", "linguistics_term",
-"phenomenon", which the tables group by.
+Pair files (any of them may be gzip'd; a folder is read with all the pair files under it):
+  JSONL  "sentence_good" and "sentence_bad" on every line, optionally "UID" (the paradigm; the
+         file name otherwise) and "field", "linguistics_term", "phenomenon", which the tables group by.
+  CSV, TSV  a header line, then one pair per line. The good sentence is the first column named
+         sentence_good, good, grammatical or acceptable; the bad one sentence_bad, bad, ungrammatical
+         or unacceptable; the paradigm UID or paradigm (the file name otherwise); field,
+         linguistics_term and phenomenon as in JSONL; other columns (a label, an id) are ignored.
+         Names are matched ignoring case. --columns good=NAME,bad=NAME,paradigm=NAME names others
+         (for JSONL keys too). TSV fields are taken as they are (no quoting); CSV follows RFC 4180.
 
 The scoring rule (Warstadt et al. 2020, BLiMP; the rule lm-eval, minicons and the BabyLM
-pipelines share, with their pitfalls fixed):
+pipelines share) is score_sentence below: a sentence's score is the sum of the log-probabilities
+of its tokens, each given the tokens before it. Two protocols apply it (--protocol):
 
-    score(s) = sum_{t=1..n} log p(w_t | <s>, w_1 .. w_{t-1})      s tokenized as w_1 .. w_n
+    ours  (default)  score(s) = sum_{t=1..n} log p(w_t | <s>, w_1 .. w_{t-1})
+                     BOS, the token training puts before every document, is conditioned on and not
+                     scored, so every token of the sentence is. An exact tie earns half a point and is
+                     counted. Headline: the macro average, the mean of the paradigms' accuracies.
+    card             score(s) = sum_{t=2..n} log p(w_t | w_1 .. w_{t-1})
+                     No special token, so the first token is context only, as Model A's card scored
+                     (../shared/MODEL_A_CARD.md, "How 57.2 was scored"). A tie counts as wrong.
+                     Headline: the micro average, the fraction of all pairs right.
 
-BOS is the token training puts before every document; it is conditioned on and not scored. No
-EOS, no length normalisation. A pair is right when score(good) > score(bad); an exact tie earns
-half credit and is counted (several pipelines give ties to the good sentence, which lets a
-degenerate model that scores everything alike look better than chance). log p is computed in
-fp32 (and summed in fp64) even when the forward pass runs in bf16. --leading-space scores
-" " + sentence as lm-eval's BLiMP task does (its target delimiter); --no-bos drops BOS, so the
-first token is only context, as for a model trained without BOS.
+No EOS, no length normalisation in either. A pair is right when score(good) > score(bad).
+(Several pipelines give ties to the good sentence, which lets a degenerate model that scores
+everything alike look better than chance; the ties column shows how many there were.) log p is
+computed in fp32 (and summed in fp64) even when the forward pass runs in bf16. --leading-space
+scores " " + sentence as lm-eval's BLiMP task does (its target delimiter); --no-bos drops BOS
+from the "ours" protocol, for a model trained without BOS.
 
-Speed: all 2N sentences (N pairs; duplicates once) are laid out as prefix trees, so that a
-prefix several sentences share ("<s> The cats" in "<s> The cats are/is ...") is computed once:
-sorted lexicographically, each sentence adds only the positions after its common prefix with the
-one before. Rows of up to 128 positions hold a tree each, with a tree attention mask (a position
-sees its ancestors) and each position's depth as its RoPE position, which gives every position
-exactly the hidden state it has in each of its sentences. Rows are batched to at most
---batch-tokens positions, one forward pass per batch; every position is projected to the
-vocabulary once, 512 at a time. Full BLiMP needs 0.86M positions this way instead of 1.49M.
+Speed: score_sequences gives score_sentence's numbers, faster. All 2N sentences (N pairs;
+duplicates once) are laid out as prefix trees, so that a prefix several sentences share
+("<s> The cats" in "<s> The cats are/is ...") is computed once: sorted lexicographically, each
+sentence adds only the positions after its common prefix with the one before. Rows of up to 128
+positions hold a tree each, with a tree attention mask (a position sees its ancestors) and each
+position's depth as its RoPE position, which gives every position exactly the hidden state it has
+in each of its sentences. Rows are batched to at most --batch-tokens positions, one forward pass
+per batch; every position is projected to the vocabulary once, 512 at a time.
+bench/README.md has the measurements.
+
+Outputs: the tables (stdout), --out (the totals as JSON), --predictions (one JSON line per pair:
+suite, paradigm, id, file, line, both sentences, both scores, the credit) and --babylm-predictions
+(the minimal-pair part of a BabyLM submission, in the format of babylm/evaluation-pipeline-2025:
+{"blimp": {UID: {"predictions": [{"id": "UID_k", "pred": the sentence the model prefers}]}},
+ "blimp_supplement": {...}}, pairs in file order; a tie is given to the good sentence, as that
+pipeline's argmax does, so the file holds what the pipeline would write for the same scores).
 """
 
 import argparse
+import csv
 import glob
 import gzip
 import json
@@ -58,139 +83,77 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from atomic import atomic_path, write_json
 from model import DTYPES
 
 DEFAULT_DATA_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
 
-# suite name -> glob under the data root
-SUITES = {
-    "blimp": "blimp/*.jsonl.gz",
-    "blimp_filtered": "blimp_filtered/*.jsonl.gz",
-    "blimp_supplement": "blimp_supplement/*.jsonl.gz",
-    "blimp_nl": "minimal_pairs/nl/blimp_nl.pairs.jsonl.gz",
-    "zhoblimp": "minimal_pairs/zh/zhoblimp.pairs.jsonl.gz",
-    "sling": "minimal_pairs/zh/sling.pairs.jsonl.gz",
+
+# ------------------------------------------------------------------------------- the scoring rule
+
+@torch.no_grad()
+def score_sentence(model, ids) -> float:
+    """sum_{t=1..n-1} log p(ids[t] | ids[:t]): the score of one token sequence, the definition.
+
+    ids is [BOS] + the sentence's tokens (protocol "ours": every token of the sentence is scored)
+    or the tokens alone (protocol "card": the first is context only). The model is in eval mode.
+    """
+    x = torch.tensor([ids], device=next(model.parameters()).device)
+    logp = model.output(model.hidden(x)[0, :-1]).float().log_softmax(-1)  # (n-1, V): row t predicts ids[t+1]
+    return float(logp[torch.arange(len(ids) - 1), x[0, 1:]].double().sum())
+
+
+@dataclass(frozen=True)
+class Protocol:
+    bos: bool           # condition on BOS, so that the sentence's first token is scored too
+    tie_credit: float   # what an exact tie earns
+    headline: str       # "macro" (mean over paradigms) or "micro" (mean over pairs)
+
+
+PROTOCOLS = {
+    "ours": Protocol(bos=True, tie_credit=0.5, headline="macro"),
+    "card": Protocol(bos=False, tie_credit=0.0, headline="micro"),  # MODEL_A_CARD.md, "How 57.2 was scored"
 }
-# BLiMP's folder also holds the published models' accuracies, which are not pairs
-NOT_PAIRS = {"models_summary.jsonl.gz"}
-FAST_PAIRS = 200       # --fast: the first 200 pairs of each paradigm, as BabyLM's fast set
-GROUP_KEYS = ("field", "linguistics_term", "phenomenon")
-Z95 = 1.959964         # two-sided 95% quantile of the standard normal
 
 
-# ------------------------------------------------------------------------------------ reading pairs
-
-def suite_files(suite: str, data_root: str = DEFAULT_DATA_ROOT):
-    """A suite name, a pair file or a folder of pair files -> (name, sorted list of files)."""
-    if suite in SUITES:
-        pattern = os.path.join(data_root, SUITES[suite])
-        files = sorted(f for f in glob.glob(pattern) if os.path.basename(f) not in NOT_PAIRS)
-        if not files:
-            raise SystemExit(f"{pattern}: no such file (suite {suite}; set --data-root, now {data_root})")
-        return suite, files
-    if os.path.isdir(suite):
-        files = sorted(glob.glob(os.path.join(suite, "**", "*.jsonl"), recursive=True)
-                       + glob.glob(os.path.join(suite, "**", "*.jsonl.gz"), recursive=True))
-        if not files:
-            raise SystemExit(f"{suite}: folder holds no .jsonl or .jsonl.gz file")
-        return os.path.basename(os.path.normpath(suite)), files
-    if os.path.isfile(suite):
-        return file_stem(suite), [suite]
-    raise SystemExit(f"{suite}: no such file or folder, and not a suite ({', '.join(SUITES)})")
+def credit(good_scores, bad_scores, tie_credit: float = 0.5) -> np.ndarray:
+    """Per pair: 1 if score(good) > score(bad), tie_credit for an exact tie, 0 otherwise."""
+    return np.where(good_scores > bad_scores, 1.0, np.where(good_scores == bad_scores, tie_credit, 0.0))
 
 
-def file_stem(path: str) -> str:
-    name = os.path.basename(path)
-    for ext in (".gz", ".jsonl", ".pairs"):
-        name = name[:-len(ext)] if name.endswith(ext) else name
-    return name
-
-
-def read_pairs(files, fast: bool = False) -> list:
-    """Every pair of the files, in order, as dicts with good, bad, paradigm, the GROUP_KEYS found,
-    file and line. Any bad line stops with one message naming file and line: nothing is skipped
-    silently (blank lines hold no pair and are passed over)."""
-    pairs, per_paradigm = [], {}
-    for path in files:
-        if not os.path.isfile(path):
-            raise SystemExit(f"{path}: no such file")
-        opener = gzip.open if path.endswith(".gz") else open
-        n_in_file = 0
-        try:
-            with opener(path, "rt", encoding="utf-8") as f:
-                for line_no, line in enumerate(f, start=1):
-                    if not line.strip():
-                        continue
-                    pair = parse_pair(line, path, line_no)
-                    n_in_file += 1
-                    seen = per_paradigm.get(pair["paradigm"], 0)
-                    per_paradigm[pair["paradigm"]] = seen + 1
-                    if fast and seen >= FAST_PAIRS:
-                        continue
-                    pairs.append(pair)
-        except (UnicodeDecodeError, OSError, EOFError) as e:
-            raise SystemExit(f"{path}: not a readable UTF-8 JSONL file ({type(e).__name__}: {e})")
-        if n_in_file == 0:
-            raise SystemExit(f"{path}: no pairs in the file")
-    return pairs
-
-
-def parse_pair(line: str, path: str, line_no: int) -> dict:
-    where = f"{path}:{line_no}"
-    try:
-        d = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{where}: not valid JSON ({e.msg})")
-    if not isinstance(d, dict):
-        raise SystemExit(f"{where}: a line must be a JSON object with sentence_good and sentence_bad")
-    for key in ("sentence_good", "sentence_bad"):
-        if key not in d:
-            raise SystemExit(f"{where}: no '{key}' (a pair needs sentence_good and sentence_bad)")
-        if not isinstance(d[key], str):
-            raise SystemExit(f"{where}: {key} is a {type(d[key]).__name__}, not a string")
-        if not d[key].strip():
-            raise SystemExit(f"{where}: {key} is empty")
-    pair = {"good": d["sentence_good"], "bad": d["sentence_bad"],
-            "paradigm": str(d.get("UID") or file_stem(path)), "file": path, "line": line_no}
-    for key in GROUP_KEYS:
-        if d.get(key) is not None:
-            # BLiMP spells one field two ways; "syntax/semantics" is "syntax_semantics"
-            pair[key] = str(d[key]).replace("/", "_") if key == "field" else str(d[key])
-    return pair
-
-
-# ------------------------------------------------------------------------------------------ scoring
+# ------------------------------------------------------------------ the same numbers, faster
 
 def encode_pairs(pairs, tokenizer, max_seq_len: int, bos: bool = True, leading_space: bool = False):
     """Token ids of every distinct sentence, and for each pair the index of its good and bad one.
 
-    Returns (seqs, good_idx, bad_idx): seqs[i] = [BOS] + ids (or ids with --no-bos). A sentence
+    Returns (seqs, good_index, bad_index): seqs[i] = [BOS] + ids (or ids without bos). A sentence
     that needs more than max_seq_len input positions stops with a message naming file and line.
     """
-    index, texts = {}, []
-    good_idx, bad_idx = np.empty(len(pairs), np.int64), np.empty(len(pairs), np.int64)
+    seq_of_text, texts = {}, []
+    good_index, bad_index = np.empty(len(pairs), np.int64), np.empty(len(pairs), np.int64)
     prefix = " " if leading_space else ""
     for k, p in enumerate(pairs):
-        for key, out in (("good", good_idx), ("bad", bad_idx)):
+        for key, index in (("good", good_index), ("bad", bad_index)):
             text = prefix + p[key]
-            if text not in index:
-                index[text] = len(texts)
+            if text not in seq_of_text:
+                seq_of_text[text] = len(texts)
                 texts.append(text)
-            out[k] = index[text]
+            index[k] = seq_of_text[text]
     seqs = tokenizer.encode_documents(texts, bos)
     for k, p in enumerate(pairs):  # a sentence is scored from n - 1 inputs predicting n - 1 targets
-        for key, i in (("good", good_idx[k]), ("bad", bad_idx[k])):
+        for key, i in (("good", good_index[k]), ("bad", bad_index[k])):
             if len(seqs[i]) - 1 > max_seq_len:
                 raise SystemExit(f"{p['file']}:{p['line']}: sentence_{key} is {len(seqs[i]) - 1} tokens "
                                  f"after {'BOS' if bos else 'its first token'}, more than the model's "
                                  f"context of {max_seq_len}")
             if len(seqs[i]) == int(bos):
                 raise SystemExit(f"{p['file']}:{p['line']}: sentence_{key} encodes to no tokens")
-    return seqs, good_idx, bad_idx
+    return seqs, good_index, bad_index
 
 
 MAX_ROW_POSITIONS = 128  # positions per prefix-tree row (unless one sentence is longer); see pack_prefix_trees
@@ -203,10 +166,9 @@ def pack_prefix_trees(seqs, max_positions: int = MAX_ROW_POSITIONS):
     hidden state at a position depends only on the tokens up to it, so "<s> The cats are" and
     "<s> The cats is" share the states of "<s> The cats". Sorted lexicographically, each sequence
     shares its longest common prefix with the one before it; appending only the rest gives a
-    prefix tree (trie) in depth-first order. A row holds such a tree (a forest under --no-bos) of
-    at most max_positions nodes, or one longer sequence. On full BLiMP this computes 0.86M
-    positions instead of 1.49M (1.7x fewer); larger rows save little more (1.79x at 1024) while
-    attention over a row costs its length squared.
+    prefix tree (trie) in depth-first order. A row holds such a tree (a forest without BOS) of
+    at most max_positions nodes, or one longer sequence. Larger rows share a little more, but
+    attention over a row costs its length squared (bench/README.md).
 
     Returns (rows, paths): rows[r] = (tokens, parent) of its nodes, parent -1 for a root;
     paths[i] = (r, node indices of seq i's inputs in row r), or None for a sequence of one token.
@@ -249,7 +211,7 @@ def tree_attention(parent):
 def score_sequences(model, seqs, batch_tokens: int = 2048, dtype=None, pad_id: int = 0,
                     progress: bool = False, desc: str = "scoring",
                     max_row_positions: int = MAX_ROW_POSITIONS) -> np.ndarray:
-    """Sum of log p(seq[t] | seq[:t]) over t = 1 .. len(seq)-1 for every sequence, as float64 (N,).
+    """score_sentence of every sequence, as float64 (N,), computed in prefix-tree batches.
 
     The sequences are packed into prefix-tree rows (pack_prefix_trees); rows are sorted by length,
     longest first (so the largest batch, and any out-of-memory, comes first), and batched to at
@@ -271,7 +233,7 @@ def score_sequences(model, seqs, batch_tokens: int = 2048, dtype=None, pad_id: i
     scores = torch.zeros(len(seqs), dtype=torch.float64, device=device)  # a one-token sequence scores 0
     lengths = np.array([len(tokens) for tokens, _ in rows])
     order = np.argsort(-lengths, kind="stable")
-    bar = _progress_bar(len(seqs), desc, progress)
+    bar = Progress(len(seqs), desc, progress)
     bar.update(len(seqs) - sum(len(r) for r in in_row))
     start = 0
     while start < len(order):
@@ -294,7 +256,7 @@ def score_sequences(model, seqs, batch_tokens: int = 2048, dtype=None, pad_id: i
         node, target, owner = (torch.from_numpy(np.concatenate(a)).to(device) for a in (node, target, owner))
         x, depth, mask = (torch.from_numpy(a).to(device, non_blocking=True) for a in (x, depth, mask))
         with torch.autocast(device.type, dtype=dtype, enabled=autocast):
-            h = final_hidden(model, x, depth, mask)       # (B, N, dim)
+            h = model.hidden(x, positions=depth, mask=mask)   # (B, N, dim)
             add_logprobs(scores, model.output, h.flatten(0, 1), node, target, owner)
         bar.update(sum(len(in_row[r]) for r in batch))
         start += len(batch)
@@ -302,29 +264,14 @@ def score_sequences(model, seqs, batch_tokens: int = 2048, dtype=None, pad_id: i
     return scores.cpu().numpy()
 
 
-def final_hidden(model, x, position, mask):
-    """model.forward up to the output projection, at the given positions (B, T) and attention
-    mask (B, T, T): the final RMSNorm's output, (B, T, dim).
-
-    Why not model(x)? Its positions are 0 .. T-1 with causal attention, where a tree needs each
-    node's depth and its ancestors; and it projects every position (or only the last) to the
-    vocabulary, where add_logprobs projects each scored position once, a slice at a time, so the
-    full fp32 logits never exist at once. tests/test_eval_blimp.py checks the scores against model(x, x).
-    """
-    cos, sin = model.rope_cos[position][:, None], model.rope_sin[position][:, None]  # (B, 1, T, head_dim)
-    h = model.tok_embeddings(x)
-    for layer in model.layers:
-        h = layer(h, cos, sin, mask=mask[:, None])     # the same mask for every head
-    return model.norm(h)
-
-
 LOGIT_ROWS = 512  # positions projected to the vocabulary at a time: 512 x 16k fp32 logits = 33 MB
 
 
 def add_logprobs(sums, output, h, node, target, owner):
     """sums[owner[e]] += log_softmax(output(h[node[e]]))[target[e]] for every entry e, in fp64.
-    Only the positions some entry names are projected; the logits go to fp32 before the
-    log-softmax, whatever dtype the projection ran in."""
+    Only the positions some entry names are projected, a slice at a time, so the full fp32 logits
+    of a batch never exist at once; they go to fp32 before the log-softmax, whatever dtype the
+    projection ran in."""
     used, node = torch.unique(node, return_inverse=True)         # sorted positions, entry -> index
     h = h[used]
     for i in range(0, len(used), LOGIT_ROWS):
@@ -333,9 +280,33 @@ def add_logprobs(sums, output, h, node, target, owner):
         sums.index_add_(0, owner[here], logp[node[here] - i, target[here]].double())
 
 
-def _progress_bar(total, desc, enabled):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="sent", disable=not enabled, leave=False, file=sys.stderr)
+class Progress:
+    """Sentences scored so far, on stderr: one line redrawn in place on a terminal; in a log file
+    (stderr redirected) a plain line at each tenth of the work, not a stream of carriage returns."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.total, self.desc, self.enabled = total, desc, enabled and total > 0
+        self.terminal = sys.stderr.isatty()
+        self.done, self.tenths_shown, self.drawn_at, self.start = 0, 0, 0.0, time.time()
+
+    def update(self, n: int):
+        self.done += n
+        if not self.enabled:
+            return
+        line = (f"{self.desc}: {self.done}/{self.total} sentences ({100 * self.done / self.total:.0f}%), "
+                f"{time.time() - self.start:.0f} s")
+        if self.terminal and (time.time() - self.drawn_at > 0.2 or self.done == self.total):
+            sys.stderr.write(f"\r{line}\033[K")
+            sys.stderr.flush()
+            self.drawn_at = time.time()
+        elif not self.terminal and self.done * 10 // self.total > self.tenths_shown:
+            self.tenths_shown = self.done * 10 // self.total
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.enabled and self.terminal:
+            sys.stderr.write("\r\033[K")   # the table follows on a clean line
+            sys.stderr.flush()
 
 
 def resolve_dtype(dtype, device: torch.device):
@@ -352,16 +323,191 @@ def resolve_dtype(dtype, device: torch.device):
 
 
 def default_batch_tokens(device: torch.device) -> int:
-    # CPU: 2k positions were as fast as any size from 1k to 16k for Model A, and larger batches
-    # slower (bench/eval_throughput.py); a GPU wants far larger batches to be kept busy
+    # on a CPU larger batches stop paying off early (bench/README.md); a GPU needs far larger
+    # batches to be kept busy
     return 32768 if device.type == "cuda" else 2048
+
+
+# ------------------------------------------------------------------------------------ reading pairs
+
+# suite name -> glob under the data root
+SUITES = {
+    "blimp": "blimp/*.jsonl.gz",
+    "blimp_filtered": "blimp_filtered/*.jsonl.gz",
+    "blimp_supplement": "blimp_supplement/*.jsonl.gz",
+    "blimp_nl": "minimal_pairs/nl/blimp_nl.pairs.jsonl.gz",
+    "zhoblimp": "minimal_pairs/zh/zhoblimp.pairs.jsonl.gz",
+    "sling": "minimal_pairs/zh/sling.pairs.jsonl.gz",
+}
+# BLiMP's folder also holds the published models' accuracies, which are not pairs
+NOT_PAIRS = {"models_summary.jsonl.gz"}
+PAIR_FILE_ENDINGS = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".tsv", ".tsv.gz")
+FAST_PAIRS = 200       # --fast: the first 200 pairs of each paradigm, as BabyLM's fast set
+GROUP_KEYS = ("field", "linguistics_term", "phenomenon")
+JSONL_KEYS = {"good": "sentence_good", "bad": "sentence_bad", "paradigm": "UID"}
+# column names a CSV/TSV header may use for each role, the first present wins (case ignored)
+TABLE_COLUMNS = {
+    "good": ("sentence_good", "good", "grammatical", "acceptable"),
+    "bad": ("sentence_bad", "bad", "ungrammatical", "unacceptable"),
+    "paradigm": ("UID", "paradigm"),
+}
+
+
+def suite_files(suite: str, data_root: str = DEFAULT_DATA_ROOT):
+    """A suite name, a pair file or a folder of pair files -> (name, sorted list of files)."""
+    if suite in SUITES:
+        pattern = os.path.join(data_root, SUITES[suite])
+        files = sorted(f for f in glob.glob(pattern) if os.path.basename(f) not in NOT_PAIRS)
+        if not files:
+            raise SystemExit(f"{pattern}: no such file (suite {suite}; set --data-root, now {data_root})")
+        return suite, files
+    if os.path.isdir(suite):
+        files = sorted(f for ending in PAIR_FILE_ENDINGS
+                       for f in glob.glob(os.path.join(suite, "**", "*" + ending), recursive=True))
+        if not files:
+            raise SystemExit(f"{suite}: folder holds no .jsonl, .csv or .tsv file (optionally .gz)")
+        return os.path.basename(os.path.normpath(suite)), files
+    if os.path.isfile(suite):
+        return file_stem(suite), [suite]
+    raise SystemExit(f"{suite}: no such file or folder, and not a suite ({', '.join(SUITES)})")
+
+
+def file_stem(path: str) -> str:
+    name = os.path.basename(path)
+    for ext in (".gz", ".jsonl", ".csv", ".tsv", ".pairs"):
+        name = name[:-len(ext)] if name.endswith(ext) else name
+    return name
+
+
+def parse_columns(spec: str) -> dict:
+    """--columns "good=NAME,bad=NAME,paradigm=NAME" -> {"good": NAME, ...}."""
+    columns = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        role, _, name = item.partition("=")
+        if role not in TABLE_COLUMNS or not name:
+            raise SystemExit(f"--columns {spec}: '{item}' is not ROLE=NAME with ROLE one of good, bad, paradigm")
+        columns[role] = name
+    return columns
+
+
+def read_pairs(files, fast: bool = False, columns: dict = None) -> list:
+    """Every pair of the files, in order, as dicts with good, bad, paradigm, the GROUP_KEYS found,
+    file and line. columns maps the roles good, bad, paradigm to the file's own names. Any bad line
+    stops with one message naming file and line: nothing is skipped silently (blank lines hold no
+    pair and are passed over)."""
+    pairs, per_paradigm = [], {}
+    for path in files:
+        if not os.path.isfile(path):
+            raise SystemExit(f"{path}: no such file")
+        n_in_file = 0
+        table = path.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
+        try:
+            for pair in (read_table(path, columns) if table else read_jsonl(path, columns)):
+                n_in_file += 1
+                seen = per_paradigm.get(pair["paradigm"], 0)
+                per_paradigm[pair["paradigm"]] = seen + 1
+                if not (fast and seen >= FAST_PAIRS):
+                    pairs.append(pair)
+        except (UnicodeDecodeError, OSError, EOFError) as e:
+            raise SystemExit(f"{path}: not a readable UTF-8 {'CSV/TSV' if table else 'JSONL'} file "
+                             f"({type(e).__name__}: {e})")
+        if n_in_file == 0:
+            raise SystemExit(f"{path}: no pairs in the file")
+    return pairs
+
+
+def read_jsonl(path: str, columns: dict = None):
+    keys = {**JSONL_KEYS, **(columns or {})}
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                fields = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"{where}: not valid JSON ({e.msg})")
+            if not isinstance(fields, dict):
+                raise SystemExit(f"{where}: a line must be a JSON object with {keys['good']} and {keys['bad']}")
+            yield make_pair(fields, keys, path, line_no)
+
+
+def read_table(path: str, columns: dict = None):
+    """The pairs of a CSV or TSV file with a header line; see the module docstring for the columns.
+    A pair's line is the line its row starts on (a quoted CSV field may span lines)."""
+    tsv = path.endswith((".tsv", ".tsv.gz"))
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.reader(f, strict=True)
+        start = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [name.strip() for name in header]
+            keys = table_keys(header, columns or {}, path)
+            while True:
+                start = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    return
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise SystemExit(f"{path}:{start}: {len(row)} fields where the header has {len(header)}")
+                yield make_pair(dict(zip(header, row)), keys, path, start)
+        except csv.Error as e:
+            raise SystemExit(f"{path}:{start}: not valid {'TSV' if tsv else 'CSV'} ({e})")
+
+
+def table_keys(header: list, columns: dict, path: str) -> dict:
+    """The header's name for each role (good, bad, paradigm if any) and for each group key present."""
+    by_lower = {}
+    for name in header:
+        by_lower.setdefault(name.lower(), name)
+    keys = {key: by_lower[key] for key in GROUP_KEYS if key in by_lower}
+    for role, candidates in TABLE_COLUMNS.items():
+        if role in columns:
+            if columns[role].lower() not in by_lower:
+                raise SystemExit(f"{path}:1: no column '{columns[role]}' (--columns {role}={columns[role]}); "
+                                 f"the header has {', '.join(header)}")
+            candidates = (columns[role],)
+        found = [by_lower[c.lower()] for c in candidates if c.lower() in by_lower]
+        if found:
+            keys[role] = found[0]
+        elif role != "paradigm":
+            raise SystemExit(f"{path}:1: no column for the {role} sentence in the header ({', '.join(header)}); "
+                             f"recognised: {', '.join(candidates)}, or name it with --columns {role}=NAME")
+    return keys
+
+
+def make_pair(fields: dict, keys: dict, path: str, line_no: int) -> dict:
+    """One pair from a line's fields; keys gives the field names of good, bad, paradigm (optional)
+    and the group keys (each its own name unless keys says otherwise)."""
+    where = f"{path}:{line_no}"
+    good, bad = keys["good"], keys["bad"]
+    for key in (good, bad):
+        if key not in fields:
+            raise SystemExit(f"{where}: no '{key}' (a pair needs {good} and {bad})")
+        if not isinstance(fields[key], str):
+            raise SystemExit(f"{where}: {key} is a {type(fields[key]).__name__}, not a string")
+        if not fields[key].strip():
+            raise SystemExit(f"{where}: {key} is empty")
+    paradigm = fields.get(keys.get("paradigm"))
+    pair = {"good": fields[good], "bad": fields[bad], "paradigm": str(paradigm or file_stem(path)),
+            "file": path, "line": line_no}
+    for key in GROUP_KEYS:
+        value = fields.get(keys.get(key, key))
+        if value not in (None, ""):
+            # BLiMP spells one field two ways; "syntax/semantics" is "syntax_semantics"
+            pair[key] = str(value).replace("/", "_") if key == "field" else str(value)
+    return pair
 
 
 # -------------------------------------------------------------------------------------- aggregation
 
-def credit(good_scores, bad_scores) -> np.ndarray:
-    """Per pair: 1 if score(good) > score(bad), 0.5 for an exact tie, 0 otherwise."""
-    return np.where(good_scores > bad_scores, 1.0, np.where(good_scores == bad_scores, 0.5, 0.0))
+Z95 = 1.959964         # two-sided 95% quantile of the standard normal
 
 
 def wilson_interval(p: float, n: int, z: float = Z95):
@@ -377,33 +523,37 @@ def wilson_interval(p: float, n: int, z: float = Z95):
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
-def summarize(c: np.ndarray, paradigms: np.ndarray) -> dict:
-    """One line of the table for the pairs given (credits c, paradigm names alongside).
+def accuracy_summary(credits: np.ndarray, ties: np.ndarray, paradigms: np.ndarray) -> dict:
+    """One line of the table for the pairs given (credits, tie flags and paradigm names alongside).
 
     micro = mean credit over pairs, with a Wilson interval.
     macro = (1/P) sum_p acc_p over the P paradigms, with the normal interval
-            macro +- z sqrt(sum_p acc_p (1 - acc_p) / n_p) / P   (pairs sampled within paradigms).
+            macro +- z sqrt(sum_p q_p (1 - q_p) / m_p) / P   (pairs sampled within paradigms),
+    where q_p = (acc_p n_p + z^2/2) / m_p and m_p = n_p + z^2 (Agresti & Coull 1998): with acc_p
+    itself a paradigm at 0% or 100% would add no uncertainty, and a group of such paradigms would
+    get the interval [100, 100] while each of its paradigms' Wilson intervals is wider.
     """
     names, inverse, counts = np.unique(paradigms, return_inverse=True, return_counts=True)
-    acc = np.bincount(inverse, weights=c) / counts
+    acc = np.bincount(inverse, weights=credits) / counts
     macro = float(acc.mean())
-    half = Z95 * math.sqrt(float(np.sum(acc * (1 - acc) / counts))) / len(names)
-    micro = float(c.mean())
-    return {"n": int(len(c)), "paradigms": int(len(names)), "wins": int((c == 1).sum()),
-            "ties": int((c == 0.5).sum()), "micro": micro, "micro_ci95": wilson_interval(micro, len(c)),
+    m = counts + Z95 ** 2
+    q = (acc * counts + Z95 ** 2 / 2) / m
+    half = Z95 * math.sqrt(float(np.sum(q * (1 - q) / m))) / len(names)
+    micro = float(credits.mean())
+    return {"n": int(len(credits)), "paradigms": int(len(names)), "wins": int((credits == 1).sum()),
+            "ties": int(ties.sum()), "micro": micro, "micro_ci95": wilson_interval(micro, len(credits)),
             "macro": macro, "macro_ci95": [max(0.0, macro - half), min(1.0, macro + half)]}
 
 
-def aggregate(pairs, c: np.ndarray) -> dict:
+def aggregate(pairs, credits: np.ndarray, ties: np.ndarray) -> dict:
     """Per paradigm, per value of each group key present (field, linguistics_term, phenomenon) and
     in total. Pairs without a key's value are grouped under "(none)"."""
     paradigms = np.array([p["paradigm"] for p in pairs])
-    result = {"total": summarize(c, paradigms), "paradigms": {}}
+    result = {"total": accuracy_summary(credits, ties, paradigms), "paradigms": {}}
     for name in dict.fromkeys(paradigms):      # file order
         mask = paradigms == name
-        cp = c[mask]
-        acc = float(cp.mean())
-        line = {"n": int(mask.sum()), "wins": int((cp == 1).sum()), "ties": int((cp == 0.5).sum()),
+        acc = float(credits[mask].mean())
+        line = {"n": int(mask.sum()), "wins": int((credits[mask] == 1).sum()), "ties": int(ties[mask].sum()),
                 "accuracy": acc, "ci95": wilson_interval(acc, int(mask.sum()))}
         first = pairs[int(np.argmax(mask))]
         line.update({k: first[k] for k in GROUP_KEYS if k in first})
@@ -412,69 +562,140 @@ def aggregate(pairs, c: np.ndarray) -> dict:
         if not any(key in p for p in pairs):
             continue
         values = np.array([p.get(key, "(none)") for p in pairs])
-        result[f"by_{key}"] = {str(v): summarize(c[values == v], paradigms[values == v])
+        result[f"by_{key}"] = {str(v): accuracy_summary(credits[values == v], ties[values == v], paradigms[values == v])
                                for v in sorted(set(values))}
     return result
+
+
+# ---------------------------------------------------------------------------- per-pair outputs
+
+# suite -> its key in a BabyLM predictions file (babylm/evaluation-pipeline-2025, collate_preds.py)
+BABYLM_TASKS = {"blimp_filtered": "blimp", "blimp_supplement": "blimp_supplement"}
+
+
+def pair_ids(pairs) -> list:
+    """"{paradigm}_{k}" for the k-th pair (from 0) of its paradigm in file order: BabyLM's pair id."""
+    seen, ids = {}, []
+    for p in pairs:
+        k = seen.get(p["paradigm"], 0)
+        seen[p["paradigm"]] = k + 1
+        ids.append(f"{p['paradigm']}_{k}")
+    return ids
+
+
+def prediction_lines(suite: str, pairs, good_scores, bad_scores, credits) -> list:
+    """One --predictions line per pair."""
+    return [{"suite": suite, "paradigm": p["paradigm"], "id": pair_id, "file": p["file"], "line": p["line"],
+             "good": p["good"], "bad": p["bad"], "score_good": float(g), "score_bad": float(b), "credit": float(c)}
+            for p, pair_id, g, b, c in zip(pairs, pair_ids(pairs), good_scores, bad_scores, credits)]
+
+
+def babylm_task(pairs, good_scores, bad_scores) -> dict:
+    """One task of a BabyLM predictions file: {UID: {"predictions": [{"id": "UID_k", "pred": sentence}]}},
+    the sentence the model prefers, the good one on a tie (the pipeline's argmax takes the first of
+    equal scores)."""
+    out = {}
+    for p, pair_id, g, b in zip(pairs, pair_ids(pairs), good_scores, bad_scores):
+        preferred = p["good"] if g >= b else p["bad"]
+        out.setdefault(p["paradigm"], {"predictions": []})["predictions"].append({"id": pair_id, "pred": preferred})
+    return out
+
+
+def write_jsonl(path: str, lines):
+    """A JSONL file (gzip'd if path ends in .gz), written atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    opener = gzip.open if path.endswith(".gz") else open
+    with atomic_path(path) as tmp, opener(tmp, "wt", encoding="utf-8") as f:
+        for line in lines:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 # ------------------------------------------------------------------------------------------- driver
 
 def evaluate(model, tokenizer, suites="blimp", *, data_root: str = DEFAULT_DATA_ROOT, fast: bool = False,
-             leading_space: bool = False, bos: bool = True, batch_tokens: int = None, dtype=None,
+             protocol: str = "ours", leading_space: bool = False, bos: bool = None, batch_tokens: int = None,
+             dtype=None, columns: dict = None, predictions: str = None, babylm_predictions: str = None,
              progress: bool = True) -> dict:
     """Score model on each suite (a comma-separated string or a list of suite names, pair files
-    and folders). Returns the JSON-able result that --out writes; the model's train/eval mode is
-    left as it was found. Pass the plain model, not a torch.compile'd one (every batch has
-    another shape)."""
+    and folders) under a protocol (PROTOCOLS; bos overrides its BOS choice). Returns the JSON-able
+    result that --out writes; writes the per-pair files if given. columns maps roles to column
+    names in the user's own pair files. The model's train/eval mode is left as it was found. Pass
+    the plain model, not a torch.compile'd one (every batch has another shape)."""
     if isinstance(suites, str):
         suites = [s for s in suites.split(",") if s]
+    if protocol not in PROTOCOLS:
+        raise SystemExit(f"--protocol {protocol}: use one of {', '.join(PROTOCOLS)}")
+    rules = PROTOCOLS[protocol]
+    bos = rules.bos if bos is None else bos
     device = next(model.parameters()).device
     dtype = resolve_dtype(dtype, device)
     batch_tokens = batch_tokens or default_batch_tokens(device)
     if bos and tokenizer.bos_id is None:
-        raise SystemExit("tokenizer has no BOS token: score with --no-bos")
-    settings = {"bos": bos, "leading_space": leading_space, "fast": fast, "dtype": str(dtype).replace("torch.", ""),
+        raise SystemExit("tokenizer has no BOS token: score with --no-bos or --protocol card")
+    settings = {"protocol": protocol, "headline": rules.headline, "tie_credit": rules.tie_credit, "bos": bos,
+                "leading_space": leading_space, "fast": fast, "dtype": str(dtype).replace("torch.", ""),
                 "batch_tokens": batch_tokens, "device": str(device), "data_root": os.path.abspath(data_root)}
     result = {"settings": settings, "suites": {}}
     named = [suite_files(s, data_root) for s in suites]   # every file is checked before any scoring
+    per_pair, babylm = [], {}
     was_training = model.training
     model.eval()
     try:
         for k, (name, files) in enumerate(named):
             name = name if name not in result["suites"] else suites[k]   # two files with one stem
             t0 = time.time()
-            pairs = read_pairs(files, fast)
-            seqs, gi, bi = encode_pairs(pairs, tokenizer, model.cfg.max_seq_len, bos, leading_space)
+            pairs = read_pairs(files, fast, None if name in SUITES else columns)
+            seqs, good_index, bad_index = encode_pairs(pairs, tokenizer, model.cfg.max_seq_len, bos, leading_space)
             scores = score_sequences(model, seqs, batch_tokens, dtype, tokenizer.pad_id or 0, progress, name)
+            good_scores, bad_scores = scores[good_index], scores[bad_index]
+            credits = credit(good_scores, bad_scores, rules.tie_credit)
             seconds = time.time() - t0
             r = {"files": [os.path.relpath(f, data_root) if name in SUITES else f for f in files],
                  "seconds": round(seconds, 2), "pairs_per_second": round(len(pairs) / seconds, 1)}
-            r.update(aggregate(pairs, credit(scores[gi], scores[bi])))
+            r.update(aggregate(pairs, credits, good_scores == bad_scores))
+            r["headline"] = r["total"][rules.headline]
             result["suites"][name] = r
+            if predictions:
+                per_pair += prediction_lines(name, pairs, good_scores, bad_scores, credits)
+            if babylm_predictions:
+                babylm[BABYLM_TASKS.get(name, name)] = babylm_task(pairs, good_scores, bad_scores)
     finally:
         model.train(was_training)
+    if predictions:
+        write_jsonl(predictions, per_pair)
+    if babylm_predictions:
+        os.makedirs(os.path.dirname(os.path.abspath(babylm_predictions)), exist_ok=True)
+        write_json(babylm_predictions, babylm, ensure_ascii=False)
     return result
 
 
 def format_table(name: str, r: dict, settings: dict = None) -> str:
-    """The result of one suite as a fixed-width table (accuracies in %)."""
+    """The result of one suite as a fixed-width table (accuracies in %). Group rows and the
+    headline row use the protocol's headline average (macro unless settings say otherwise)."""
     def row(label, n, ties, acc, ci):
         return f"{label[:52]:<52} {n:>7} {ties:>5} {100 * acc:>6.1f}  [{100 * ci[0]:5.1f}, {100 * ci[1]:5.1f}]"
 
+    headline = (settings or {}).get("headline", "macro")
     t = r["total"]
-    head = f"{name}: {t['paradigms']} paradigms, {t['n']} pairs, {r['seconds']:.1f} s ({r['pairs_per_second']:.0f} pairs/s)"
+    head = (f"{name}: {t['paradigms']} paradigms, {t['n']} pairs, {r['seconds']:.1f} s "
+            f"({r['pairs_per_second']:.0f} pairs/s)")
     if settings:
-        head += (f"; {'BOS' if settings['bos'] else 'no BOS'}, {'leading space' if settings['leading_space'] else 'no leading space'}"
-                 f", {settings['dtype']}{', fast (200 per paradigm)' if settings['fast'] else ''}")
+        head += (f"; protocol {settings['protocol']}: {'BOS' if settings['bos'] else 'no BOS'}, "
+                 f"{'leading space' if settings['leading_space'] else 'no leading space'}, "
+                 f"a tie earns {settings['tie_credit']:g}, {settings['dtype']}"
+                 f"{', fast (200 per paradigm)' if settings['fast'] else ''}")
     rule = "-" * 89
     lines = [head, rule, f"{'paradigm':<52} {'pairs':>7} {'ties':>5} {'acc %':>6}  95% interval", rule]
     lines += [row(k, v["n"], v["ties"], v["accuracy"], v["ci95"]) for k, v in r["paradigms"].items()]
+    over = "its paradigms" if headline == "macro" else "its pairs"
     for key in GROUP_KEYS:
         if f"by_{key}" in r:
-            lines += [rule, f"by {key} (macro over its paradigms)", rule]
-            lines += [row(k, v["n"], v["ties"], v["macro"], v["macro_ci95"]) for k, v in r[f"by_{key}"].items()]
-    lines += [rule, row("macro: mean over paradigms (headline)", t["n"], t["ties"], t["macro"], t["macro_ci95"]),
-              row("micro: mean over pairs", t["n"], t["ties"], t["micro"], t["micro_ci95"]), rule]
+            lines += [rule, f"by {key} ({headline} over {over})", rule]
+            lines += [row(k, v["n"], v["ties"], v[headline], v[f"{headline}_ci95"]) for k, v in r[f"by_{key}"].items()]
+    labels = {"macro": "macro: mean over paradigms", "micro": "micro: mean over pairs"}
+    other = "micro" if headline == "macro" else "macro"
+    lines += [rule, row(labels[headline] + " (headline)", t["n"], t["ties"], t[headline], t[f"{headline}_ci95"]),
+              row(labels[other], t["n"], t["ties"], t[other], t[f"{other}_ci95"]), rule]
     return "\n".join(lines)
 
 
@@ -486,7 +707,13 @@ def main(argv=None):
                     help=f"comma-separated suites ({', '.join(SUITES)}), pair files or folders (default blimp)")
     ap.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="where the suites live (default ../shared/data)")
     ap.add_argument("--fast", action="store_true", help=f"first {FAST_PAIRS} pairs of each paradigm")
-    ap.add_argument("--out", help="write the full result as JSON here")
+    ap.add_argument("--protocol", default="ours", choices=list(PROTOCOLS),
+                    help="ours: BOS, every token scored, a tie earns half, macro headline; "
+                         "card: no BOS, first token not scored, a tie is wrong, micro headline")
+    ap.add_argument("--out", help="write the totals as JSON here")
+    ap.add_argument("--predictions", help="write one JSON line per pair here (both scores, the credit)")
+    ap.add_argument("--babylm-predictions", help="write the BabyLM pipeline's predictions file here")
+    ap.add_argument("--columns", help="good=NAME,bad=NAME,paradigm=NAME: column names of your own pair files")
     ap.add_argument("--leading-space", action="store_true", help='score " " + sentence (lm-eval\'s convention)')
     ap.add_argument("--no-bos", action="store_true", help="do not condition on BOS; the first token is not scored")
     ap.add_argument("--batch-tokens", type=int, help="input positions per forward pass (default 2048 CPU, 32768 GPU)")
@@ -498,26 +725,32 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.batch_tokens is not None and args.batch_tokens < 1:
         raise SystemExit(f"--batch-tokens {args.batch_tokens}: must be at least 1")
+    columns = parse_columns(args.columns) if args.columns else None
 
     from checkpoint import load_model
     model, tokenizer = load_model(args.model, args.device, args.tokenizer)
     result = evaluate(model, tokenizer, args.suite, data_root=args.data_root, fast=args.fast,
-                      leading_space=args.leading_space, bos=not args.no_bos, batch_tokens=args.batch_tokens,
-                      dtype=args.dtype, progress=not args.no_progress)
+                      protocol=args.protocol, leading_space=args.leading_space,
+                      bos=False if args.no_bos else None, batch_tokens=args.batch_tokens, dtype=args.dtype,
+                      columns=columns, predictions=args.predictions,
+                      babylm_predictions=args.babylm_predictions, progress=not args.no_progress)
     result["model"] = os.path.abspath(args.model)
     result["command"] = " ".join(["python", "eval_blimp.py"] + (argv if argv is not None else sys.argv[1:]))
     for name, r in result["suites"].items():
         print(format_table(name, r, result["settings"]) + "\n")
+    headline = result["settings"]["headline"]
+    other = "micro" if headline == "macro" else "macro"
     if len(result["suites"]) > 1:
         for name, r in result["suites"].items():
             t = r["total"]
-            print(f"{name:<20} macro {100 * t['macro']:5.1f}   micro {100 * t['micro']:5.1f}   ({t['n']} pairs)")
+            print(f"{name:<20} {headline} {100 * t[headline]:5.1f} (headline)   {other} {100 * t[other]:5.1f}"
+                  f"   ({t['n']} pairs)")
+    for path in (args.predictions, args.babylm_predictions):
+        if path:
+            print(f"wrote {path}")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1, ensure_ascii=False)
-        os.replace(tmp, args.out)
+        write_json(args.out, result, indent=1, ensure_ascii=False)
         print(f"wrote {args.out}")
     return result
 

@@ -3,7 +3,9 @@ A LLaMA decoder in plain PyTorch, written to be read top to bottom.
 
     from model import ModelConfig, Transformer
     model = Transformer(ModelConfig(dim=384, n_layers=6, n_heads=6, hidden_dim=1536))
-    logits, loss = model(idx, targets)          # idx, targets: (B, T) int64
+    logits, loss = model(idx, targets)                # idx, targets: (B, T) int64
+    h = model.hidden(idx, positions=pos, mask=mask)   # (B, T, dim): all but the output projection
+    new = model.generate(idx, 50, temperature=0.8)    # (B, <= 50): the new token ids only
 
 Pieces, in the order the forward pass meets them:
   token embedding -> n_layers x [RMSNorm -> attention (RoPE, grouped-query) -> residual,
@@ -119,7 +121,7 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, kv_cache=None, mask=None):
         """mask: None for causal attention, or a bool tensor broadcastable to (B, n_heads, T, S),
-        True where a query may attend to a key (eval_blimp.py's prefix trees)."""
+        True where a query may attend to a key (eval_blimp.py's prefix trees, padded batches)."""
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, nh, T, hs)
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
@@ -218,30 +220,51 @@ class Transformer(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx, targets=None, start_pos: int = 0, kv_caches=None):
+    def forward(self, idx, targets=None, start_pos: int = 0, kv_caches=None, positions=None, mask=None):
         """idx: (B, T) token ids. Returns (logits, loss).
 
         With targets, logits are (B, T, vocab) and loss is the mean cross-entropy over positions
         whose target is not -1. Without targets (inference), only the last position's logits are
-        computed, (B, 1, vocab), and loss is None.
+        computed, (B, 1, vocab), and loss is None. start_pos, kv_caches, positions and mask are
+        those of hidden().
         """
-        B, T = idx.shape
-        if start_pos + T > self.cfg.max_seq_len:
-            raise ValueError(f"model: sequence of {start_pos + T} tokens exceeds max_seq_len={self.cfg.max_seq_len}")
-        cos = self.rope_cos[start_pos:start_pos + T]
-        sin = self.rope_sin[start_pos:start_pos + T]
-        h = self.dropout(self.tok_embeddings(idx))  # (B, T, dim)
-        for i, layer in enumerate(self.layers):
-            if self.cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
-                h = checkpoint(layer, h, cos, sin, use_reentrant=False)
-            else:
-                h = layer(h, cos, sin, None if kv_caches is None else kv_caches[i])
-        h = self.norm(h)
+        h = self.hidden(idx, start_pos, kv_caches, positions, mask)  # (B, T, dim)
         if targets is None:
             return self.output(h[:, [-1], :]), None
         logits = self.output(h)  # (B, T, vocab)
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
+
+    def hidden(self, idx, start_pos: int = 0, kv_caches=None, positions=None, mask=None):
+        """The final hidden states (B, T, dim): the forward pass up to the output projection, so
+        that a caller can project only the positions it needs (eval_blimp.py).
+
+        By default token t sits at position start_pos + t and attends causally to the tokens before
+        it (and to the cached keys of earlier calls). Otherwise:
+          positions (B, T) int64: each token's RoPE position, below max_seq_len (not checked here:
+              reading them back would make the caller wait for the device);
+          mask (B, T, S) bool: True where token t may attend to key s (S = T, or past + T with a
+              cache); every token must see some key, itself at least, or its softmax is 0/0.
+        A packed row of several documents, or eval_blimp.py's prefix tree, gives each token the
+        position and the keys it has in its own sequence, so it gets the hidden state it has there.
+        """
+        B, T = idx.shape
+        if positions is None:
+            if start_pos + T > self.cfg.max_seq_len:
+                raise ValueError(f"model: sequence of {start_pos + T} tokens exceeds max_seq_len={self.cfg.max_seq_len}")
+            cos = self.rope_cos[start_pos:start_pos + T]                    # (T, head_dim)
+            sin = self.rope_sin[start_pos:start_pos + T]
+        else:
+            cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]  # (B, 1, T, head_dim)
+        if mask is not None:
+            mask = mask[:, None]                                            # (B, 1, T, S): the same for every head
+        h = self.dropout(self.tok_embeddings(idx))  # (B, T, dim)
+        for i, layer in enumerate(self.layers):
+            if self.cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
+                h = checkpoint(layer, h, cos, sin, None, mask, use_reentrant=False)
+            else:
+                h = layer(h, cos, sin, None if kv_caches is None else kv_caches[i], mask)
+        return self.norm(h)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count; a tied output matrix is counted once. non_embedding leaves out tok_embeddings."""
@@ -253,7 +276,7 @@ class Transformer(nn.Module):
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas, device_type: str):
         """AdamW with weight decay on matrices (>= 2-D: linear weights, embeddings) only;
         norm gains are 1-D and are not decayed. The fused kernel (one pass over each tensor instead of a
-        chain of elementwise ops) is used on CUDA and CPU: on CPU it makes the step about 5x faster."""
+        chain of elementwise ops) is used on CUDA and CPU, where it is also much faster than the default."""
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
@@ -285,16 +308,19 @@ class Transformer(nn.Module):
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
                  stop_ids: tuple = ()):
-        """Continue idx (B, T) by max_new_tokens tokens, sampling with temperature (0 = greedy) and
-        top-k, reusing each layer's keys and values (KV cache) so each new token costs one position.
-        Stops early once every row has produced one of stop_ids (a row that ends sooner runs on until then)."""
+        """Continue idx (B, T) by up to max_new_tokens tokens and return only the new ones, (B, n).
+
+        Sampling uses temperature (0 = greedy) and top-k, and reuses each layer's keys and values
+        (KV cache) so that each new token costs one position. The prompt is cropped to its last
+        max_seq_len - max_new_tokens tokens (at least one) so that it and the new tokens fit.
+        Stops early once every row has produced one of stop_ids (a row that ends sooner runs on
+        until then; its stop id is among its new tokens), or when the context is full."""
         self.eval()
         kv_caches = [dict() for _ in self.layers]
-        # crop the prompt so that it and the new tokens fit in max_seq_len (at least one prompt token)
         idx = idx[:, -max(1, self.cfg.max_seq_len - max_new_tokens):]
         logits, _ = self(idx, start_pos=0, kv_caches=kv_caches)
         pos = idx.shape[1]
-        out = idx
+        new = idx[:, :0]                                                   # (B, 0)
         ended = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         stop_ids = torch.tensor(stop_ids, dtype=torch.long, device=idx.device)
         for _ in range(max_new_tokens):
@@ -307,7 +333,7 @@ class Transformer(nn.Module):
                     v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                     logits[logits < v[:, [-1]]] = float("-inf")
                 next_id = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
-            out = torch.cat([out, next_id], dim=1)
+            new = torch.cat([new, next_id], dim=1)
             ended |= torch.isin(next_id[:, 0], stop_ids)
             if bool(ended.all()):
                 break
@@ -315,7 +341,7 @@ class Transformer(nn.Module):
                 break
             logits, _ = self(next_id, start_pos=pos, kv_caches=kv_caches)
             pos += 1
-        return out
+        return new
 
 
 # The precisions a run, an evaluation or an export can use, by the names configs and flags give.

@@ -28,10 +28,9 @@ def main():
     ids = tok.encode_document(args.prompt)  # a document as training saw its start
     x = torch.tensor([ids], dtype=torch.long, device=args.device)
     for _ in range(args.num_samples):
-        y = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                           stop_ids=tok.end_ids)
-        new = y[0].tolist()[min(len(ids), max(1, model.cfg.max_seq_len - args.max_new_tokens)):]  # past the prompt generate() kept
-        if new and new[-1] in tok.end_ids:
+        new = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                             stop_ids=tok.end_ids)[0].tolist()
+        if new and new[-1] in tok.end_ids:  # the document ended: its end token is not text
             new = new[:-1]
         print(tok.decode(ids[1:] + new))
         if args.num_samples > 1:

@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 import eval_blimp as ev  # noqa: E402
 from checkpoint import load_model  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
-from tokenizer import load_tokenizer  # noqa: E402
+from tokenizer import Tokenizer, load_tokenizer  # noqa: E402
 
 
 def train_bpe(corpus_glob: str, vocab_size: int) -> Tokenizer:
@@ -76,9 +76,9 @@ def hf_score_pairs(hf, hf_tok, pairs, per: str = "pair"):
 
 
 def ours_score_pairs(model, tokenizer, pairs, batch_tokens, dtype):
-    seqs, gi, bi = ev.encode_pairs(pairs, tokenizer, model.cfg.max_seq_len)
+    seqs, good_index, bad_index = ev.encode_pairs(pairs, tokenizer, model.cfg.max_seq_len)
     scores = ev.score_sequences(model, seqs, batch_tokens, dtype, tokenizer.pad_id)
-    return np.stack([scores[gi], scores[bi]], axis=1)
+    return np.stack([scores[good_index], scores[bad_index]], axis=1)
 
 
 def main():

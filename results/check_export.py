@@ -44,7 +44,7 @@ def main():
         assert enc["input_ids"][0].tolist() == tok.encode_document(prompt)
         with torch.no_grad():
             g = hf.generate(**enc, max_new_tokens=a.new_tokens, do_sample=False)[0, enc["input_ids"].shape[1]:]
-        o = ours.generate(enc["input_ids"], a.new_tokens, temperature=0.0, stop_ids=tok.end_ids)[0, enc["input_ids"].shape[1]:]
+        o = ours.generate(enc["input_ids"], a.new_tokens, temperature=0.0, stop_ids=tok.end_ids)[0]
         text = hf_tok.decode(g, skip_special_tokens=True)
         same = g.tolist() == o.tolist()
         print(f"{prompt!r} -> {text!r}  (model.py gives the same tokens: {same})")

@@ -4,12 +4,15 @@ Specifications of eval_blimp.py, each checked against an independent reference.
     pytest tests/test_eval_blimp.py -q
 
 References: a naive loop that scores one sentence at a time with log_softmax in fp64 (for the
-batched scorer), transformers' LlamaForCausalLM given the same weights under its own names (for
-the model path), exact arithmetic (a uniform model scores a sentence of n tokens -n log V) and
-hand-computed numbers (for the tables).
+definition score_sentence, the prefix-tree scorer and the card's protocol), transformers'
+LlamaForCausalLM given the same weights under its own names (for the model path), exact arithmetic
+(a uniform model scores a sentence of n tokens -n log V), hand-computed numbers (for the tables),
+the BabyLM 2025 pipeline's own scoring of a predictions file, and the same pairs written as JSONL
+(for CSV and TSV).
 """
 
 import gzip
+import io
 import json
 import math
 import os
@@ -77,15 +80,15 @@ def sentences(path):
 def small_pairs(model, tiny_tokenizer):
     """The fixture pairs, their sequences, and the naive score of each sequence."""
     pairs = ev.read_pairs([SMALL, SAME_TOKENS])
-    seqs, gi, bi = ev.encode_pairs(pairs, tiny_tokenizer, model.cfg.max_seq_len)
-    return pairs, seqs, gi, bi, np.array([naive_score(model, s) for s in seqs])
+    seqs, good_index, bad_index = ev.encode_pairs(pairs, tiny_tokenizer, model.cfg.max_seq_len)
+    return pairs, seqs, good_index, bad_index, np.array([naive_score(model, s) for s in seqs])
 
 
 @pytest.mark.parametrize("batch_tokens,pad_id,row_positions", [(1, 0, 128), (5, 299, 1), (16, 2, 8), (50, 0, 20),
                                                               (100_000, 299, 128), (100_000, 0, 1)])
 def test_batched_scores_equal_one_sentence_at_a_time(model, tiny_tokenizer, small_pairs, batch_tokens, pad_id,
                                                      row_positions):
-    pairs, seqs, gi, bi, expected = small_pairs
+    pairs, seqs, good_index, bad_index, expected = small_pairs
     assert len({len(s) for s in seqs}) > 5          # many lengths, so rows really are padded
     scores = ev.score_sequences(model, seqs, batch_tokens=batch_tokens, pad_id=pad_id,
                                 max_row_positions=row_positions)
@@ -93,8 +96,8 @@ def test_batched_scores_equal_one_sentence_at_a_time(model, tiny_tokenizer, smal
     # and each pair's two scores land in the right place once the length sort is undone
     bos = [tiny_tokenizer.bos_id]
     for k, p in enumerate(pairs[:4]):
-        assert scores[gi[k]] == pytest.approx(naive_score(model, bos + tiny_tokenizer.encode(p["good"])), abs=1e-4)
-        assert scores[bi[k]] == pytest.approx(naive_score(model, bos + tiny_tokenizer.encode(p["bad"])), abs=1e-4)
+        assert scores[good_index[k]] == pytest.approx(naive_score(model, bos + tiny_tokenizer.encode(p["good"])), abs=1e-4)
+        assert scores[bad_index[k]] == pytest.approx(naive_score(model, bos + tiny_tokenizer.encode(p["bad"])), abs=1e-4)
 
 
 # hand-made token sequences: a duplicate, one that is a prefix of another, one of a single token,
@@ -140,17 +143,17 @@ def test_bos_is_conditioned_on_and_not_scored_and_the_other_conventions(model, t
         ((True, True), [bos] + tiny_tokenizer.encode(" " + text)),
     ]
     for (use_bos, space), seq in cases:
-        seqs, gi, _ = ev.encode_pairs(pairs, tiny_tokenizer, 64, bos=use_bos, leading_space=space)
-        assert seqs[gi[0]] == seq
-        assert ev.score_sequences(model, seqs, 64)[gi[0]] == pytest.approx(naive_score(model, seq), abs=1e-4)
+        seqs, good_index, _ = ev.encode_pairs(pairs, tiny_tokenizer, 64, bos=use_bos, leading_space=space)
+        assert seqs[good_index[0]] == seq
+        assert ev.score_sequences(model, seqs, 64)[good_index[0]] == pytest.approx(naive_score(model, seq), abs=1e-4)
     # counted terms: a uniform model gives log(1/V) per scored token; with BOS all n tokens are
     # scored, without it n - 1 (the first is context only); BOS itself never is
     uniform = tiny_model(tiny_tokenizer.vocab_size)
     with torch.no_grad():
         uniform.output.weight.zero_()
     for use_bos, n_scored in ((True, len(ids)), (False, len(ids) - 1)):
-        seqs, gi, _ = ev.encode_pairs(pairs, tiny_tokenizer, 64, bos=use_bos)
-        score = ev.score_sequences(uniform, seqs, 64)[gi[0]]
+        seqs, good_index, _ = ev.encode_pairs(pairs, tiny_tokenizer, 64, bos=use_bos)
+        score = ev.score_sequences(uniform, seqs, 64)[good_index[0]]
         assert score == pytest.approx(-n_scored * math.log(tiny_tokenizer.vocab_size), rel=1e-6)
 
 
@@ -185,7 +188,7 @@ def test_scores_equal_transformers_llama_with_the_same_weights(tiny_tokenizer):
     assert not unexpected and all("rotary" in m for m in missing)
 
     pairs = ev.read_pairs([SMALL, SAME_TOKENS])
-    seqs, gi, bi = ev.encode_pairs(pairs, tiny_tokenizer, cfg.max_seq_len)
+    seqs, good_index, bad_index = ev.encode_pairs(pairs, tiny_tokenizer, cfg.max_seq_len)
     scores = ev.score_sequences(ours, seqs, batch_tokens=40)
     with torch.no_grad():
         for s, score in zip(seqs, scores):
@@ -204,11 +207,11 @@ def test_an_exported_folder_scores_the_same_under_transformers_and_under_eval_bl
     hf = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(folder)
     pairs = ev.read_pairs([SMALL])
-    seqs, gi, bi = ev.encode_pairs(pairs, tiny_tokenizer, model.cfg.max_seq_len)
+    seqs, good_index, bad_index = ev.encode_pairs(pairs, tiny_tokenizer, model.cfg.max_seq_len)
     scores = ev.score_sequences(model, seqs, batch_tokens=40)
     with torch.no_grad():
         for k, p in enumerate(pairs):
-            for text, i in ((p["good"], gi[k]), (p["bad"], bi[k])):
+            for text, i in ((p["good"], good_index[k]), (p["bad"], bad_index[k])):
                 ids = hf_tok(text).input_ids
                 assert ids == seqs[i]
                 logp = torch.log_softmax(hf(torch.tensor([ids])).logits[0].double(), dim=-1)
@@ -228,7 +231,7 @@ def test_a_uniform_model_scores_n_tokens_as_minus_n_log_v_and_ties_every_pair(ti
         model.output.weight.zero_()
     V = model.cfg.vocab_size
     pairs = ev.read_pairs([SAME_TOKENS])
-    seqs, gi, bi = ev.encode_pairs(pairs, tiny_tokenizer, 64)
+    seqs, good_index, bad_index = ev.encode_pairs(pairs, tiny_tokenizer, 64)
     scores = ev.score_sequences(model, seqs, batch_tokens=16)
     np.testing.assert_allclose(scores, [-(len(s) - 1) * math.log(V) for s in seqs], rtol=1e-6)
 
@@ -289,13 +292,16 @@ def test_aggregation_equals_hand_computed_numbers():
     credits = np.array([1, 1, 0, 0.5,   # A: 2.5 / 4 = 0.625, one tie
                         1, 0,           # B: 0.5
                         1, 1])          # C: 1.0
-    r = ev.aggregate(pairs, credits)
+    r = ev.aggregate(pairs, credits, ties=credits == 0.5)
     t = r["total"]
     assert (t["n"], t["paradigms"], t["wins"], t["ties"]) == (8, 3, 5, 1)
     assert t["micro"] == pytest.approx(5.5 / 8)
     assert t["macro"] == pytest.approx((0.625 + 0.5 + 1.0) / 3)
-    # macro interval: 1.96 * sqrt(.625*.375/4 + .5*.5/2 + 0) / 3 = 0.279939
-    assert t["macro_ci95"] == pytest.approx([0.708333 - 0.279939, 0.708333 + 0.279939], abs=1e-5)
+    # macro interval: with m = n + z^2 and q = (acc n + z^2/2) / m per paradigm,
+    #   A: m = 7.841459, q = 0.563764;  B: m = 5.841459, q = 0.5;  C: m = 5.841459, q = 0.671190
+    #   1.959964 * sqrt(q(1-q)/m summed: 0.031363 + 0.042798 + 0.037781) / 3 = 0.218586
+    # (C, at 100%, adds its share: the plain acc (1 - acc) / n would add nothing)
+    assert t["macro_ci95"] == pytest.approx([0.708333 - 0.218586, 0.708333 + 0.218586], abs=1e-5)
     assert {k: v["accuracy"] for k, v in r["paradigms"].items()} == {"A": 0.625, "B": 0.5, "C": 1.0}
     assert r["paradigms"]["A"]["ties"] == 1 and r["paradigms"]["B"]["field"] == "syntax_semantics"
     # "syntax/semantics" (B) and "syntax_semantics" (C) are one field
@@ -412,7 +418,7 @@ def test_command_line_prints_the_table_and_writes_the_json(tmp_path, model, tiny
         assert result["suites"][name]["total"] == direct["suites"][name]["total"]
         assert result["suites"][name]["paradigms"] == direct["suites"][name]["paradigms"]
     macro = result["suites"]["pairs_small"]["total"]["macro"]
-    assert f"macro: mean over paradigms (headline)" in printed and f"{100 * macro:.1f}" in printed
+    assert "macro: mean over paradigms (headline)" in printed and f"{100 * macro:.1f}" in printed
     assert "by field" in printed and "by phenomenon" in printed
     assert result["settings"]["bos"] is True and result["settings"]["dtype"] == "float32"
 
@@ -438,3 +444,287 @@ def test_named_suites_read_the_shared_data(suite):
     if suite == "blimp":
         assert {p["field"] for p in pairs} == {"syntax", "morphology", "semantics", "syntax_semantics"}
         assert len(ev.read_pairs(files, fast=True)) == 67 * 200
+
+
+# ------------------------------------------------------------- the definition and the fast path
+
+@pytest.mark.parametrize("bos", [True, False])
+def test_score_sentence_is_the_naive_fp64_loop_and_the_prefix_tree_path_gives_its_numbers(model, tiny_tokenizer, bos):
+    seqs, _, _ = ev.encode_pairs(ev.read_pairs([SMALL, SAME_TOKENS]), tiny_tokenizer, 64, bos=bos)
+    defined = np.array([ev.score_sentence(model, s) for s in seqs])
+    np.testing.assert_allclose(defined, [naive_score(model, s) for s in seqs], rtol=0, atol=1e-4)
+    for batch_tokens, row_positions in ((7, 4), (2048, 128)):
+        fast = ev.score_sequences(model, seqs, batch_tokens=batch_tokens, max_row_positions=row_positions)
+        np.testing.assert_allclose(fast, defined, rtol=0, atol=1e-4)
+
+
+# ------------------------------------------------------------------------- the card's protocol
+
+def card_credits(model, tokenizer, path):
+    """Model A's card, one sentence at a time: no special token, the first token not scored, a
+    pair right only when the good sentence scores strictly higher."""
+    credits = {}
+    for p in ev.read_pairs([path]):
+        good = naive_score(model, tokenizer.encode(p["good"]))
+        bad = naive_score(model, tokenizer.encode(p["bad"]))
+        credits.setdefault(p["paradigm"], []).append(1.0 if good > bad else 0.0)
+    return credits
+
+
+def test_card_protocol_equals_a_one_sentence_at_a_time_loop(model, tiny_tokenizer):
+    result = ev.evaluate(model, tiny_tokenizer, [SMALL, AGGREGATION], protocol="card", batch_tokens=24,
+                         progress=False)
+    s = result["settings"]
+    assert (s["protocol"], s["bos"], s["tie_credit"], s["headline"]) == ("card", False, 0.0, "micro")
+    for path, name in ((SMALL, "pairs_small"), (AGGREGATION, "pairs_aggregation")):
+        expected = card_credits(model, tiny_tokenizer, path)
+        r = result["suites"][name]
+        all_credits = [c for credits in expected.values() for c in credits]
+        assert r["total"]["micro"] == pytest.approx(np.mean(all_credits))
+        assert r["headline"] == r["total"]["micro"]                           # micro over pairs
+        assert {k: v["accuracy"] for k, v in r["paradigms"].items()} == pytest.approx(
+            {k: np.mean(v) for k, v in expected.items()})
+    # the default protocol scores other sequences ([BOS] + ids), so its numbers differ
+    ours = ev.evaluate(model, tiny_tokenizer, [AGGREGATION], progress=False)["suites"]["pairs_aggregation"]
+    assert ours["headline"] == ours["total"]["macro"]
+
+
+def test_under_the_card_protocol_a_tie_is_wrong(tiny_tokenizer):
+    """A uniform model ties every pair of same-token sentences: half a point each under ours,
+    none under the card; both count the ties."""
+    model = tiny_model(tiny_tokenizer.vocab_size)
+    with torch.no_grad():
+        model.output.weight.zero_()
+    for protocol, accuracy in (("ours", 0.5), ("card", 0.0)):
+        t = ev.evaluate(model, tiny_tokenizer, SAME_TOKENS, protocol=protocol,
+                        progress=False)["suites"]["pairs_same_tokens"]["total"]
+        assert (t["ties"], t["wins"], t["micro"], t["macro"]) == (6, 0, accuracy, accuracy)
+
+
+def test_the_printed_headline_follows_the_protocol(tmp_path, model, tiny_tokenizer, capsys):
+    ckpt = tmp_path / "ckpt.safetensors"
+    save_checkpoint(str(ckpt), model, {"model_config": asdict(model.cfg), "tokenizer": tiny_tokenizer.to_dict()})
+    ev.main([str(ckpt), "--suite", f"{SMALL},{AGGREGATION}", "--protocol", "card", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert "micro: mean over pairs (headline)" in printed and "macro: mean over paradigms (headline)" not in printed
+    assert "protocol card: no BOS" in printed and "by field (micro over its pairs)" in printed
+    assert "pairs_small          micro" in printed
+    ev.main([str(ckpt), "--suite", SMALL, "--no-progress"])
+    printed = capsys.readouterr().out
+    assert "macro: mean over paradigms (headline)" in printed and "by field (macro over its paradigms)" in printed
+
+
+# --------------------------------------------------------------------------- per-pair outputs
+
+def read_jsonl_file(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_the_predictions_file_holds_every_pair_with_evaluates_numbers(tmp_path, model, tiny_tokenizer):
+    path = str(tmp_path / "out" / "pairs.jsonl")
+    result = ev.evaluate(model, tiny_tokenizer, [SMALL, AGGREGATION], predictions=path, progress=False)
+    lines = read_jsonl_file(path)
+    assert len(lines) == 16 and [ln["suite"] for ln in lines] == ["pairs_small"] * 8 + ["pairs_aggregation"] * 8
+    bos = [tiny_tokenizer.bos_id]
+    for ln in lines:
+        with open(ln["file"], encoding="utf-8") as f:                     # file and line find the pair
+            source = json.loads(f.read().splitlines()[ln["line"] - 1])
+        assert (source["sentence_good"], source["sentence_bad"]) == (ln["good"], ln["bad"])
+        assert ln["score_good"] == pytest.approx(naive_score(model, bos + tiny_tokenizer.encode(ln["good"])), abs=1e-4)
+        assert ln["score_bad"] == pytest.approx(naive_score(model, bos + tiny_tokenizer.encode(ln["bad"])), abs=1e-4)
+        assert ln["credit"] == ev.credit(np.array(ln["score_good"]), np.array(ln["score_bad"]))
+    for suite, r in result["suites"].items():
+        mine = [ln for ln in lines if ln["suite"] == suite]
+        assert np.mean([ln["credit"] for ln in mine]) == pytest.approx(r["total"]["micro"])
+        for paradigm, line in r["paradigms"].items():
+            credits = [ln["credit"] for ln in mine if ln["paradigm"] == paradigm]
+            assert np.mean(credits) == pytest.approx(line["accuracy"]) and len(credits) == line["n"]
+            ids = [ln["id"] for ln in mine if ln["paradigm"] == paradigm]
+            assert ids == [f"{paradigm}_{k}" for k in range(line["n"])]
+
+
+def write_gz(path, rows):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def test_babylm_predictions_score_like_the_babylm_pipeline(tmp_path, model, tiny_tokenizer):
+    """The file babylm/evaluation-pipeline-2025 collates: {"blimp": {UID: {"predictions": [{"id",
+    "pred"}]}}, "blimp_supplement": ...}. Its scorer zips a UID's predictions with the lines of
+    UID.jsonl and counts pred == sentence_good; that must give our accuracies (no ties here)."""
+    small = ev.read_pairs([SMALL])
+    for uid in ("word_order", "agreement"):
+        write_gz(str(tmp_path / "blimp_filtered" / f"{uid}.jsonl.gz"),
+                 [{"sentence_good": p["good"], "sentence_bad": p["bad"], "UID": uid, "field": "syntax",
+                   "linguistics_term": "t"} for p in small if p["paradigm"] == uid])
+    write_gz(str(tmp_path / "blimp_supplement" / "turn_taking.jsonl.gz"),   # no UID: the file names the task
+             [{"sentence_good": p["good"], "sentence_bad": p["bad"]} for p in small[4:]])
+    out = str(tmp_path / "preds.json")
+    result = ev.evaluate(model, tiny_tokenizer, "blimp_filtered,blimp_supplement", data_root=str(tmp_path),
+                         babylm_predictions=out, progress=False)
+    with open(out, encoding="utf-8") as f:
+        preds = json.load(f)
+    assert set(preds) == {"blimp", "blimp_supplement"}
+    assert set(preds["blimp"]) == {"word_order", "agreement"} and set(preds["blimp_supplement"]) == {"turn_taking"}
+    for task, folder, suite in (("blimp", "blimp_filtered", "blimp_filtered"),
+                                ("blimp_supplement", "blimp_supplement", "blimp_supplement")):
+        for uid, entry in preds[task].items():
+            with gzip.open(tmp_path / folder / f"{uid}.jsonl.gz", "rt", encoding="utf-8") as f:
+                data = [json.loads(line) for line in f]
+            assert [p["id"] for p in entry["predictions"]] == [f"{uid}_{k}" for k in range(len(data))]
+            correct = [p["pred"].strip() == d["sentence_good"].strip() for p, d in zip(entry["predictions"], data)]
+            paradigm = result["suites"][suite]["paradigms"][uid]
+            assert paradigm["ties"] == 0 and np.mean(correct) == pytest.approx(paradigm["accuracy"])
+
+
+def test_babylm_predictions_give_a_tie_to_the_good_sentence(tmp_path, tiny_tokenizer):
+    model = tiny_model(tiny_tokenizer.vocab_size)
+    with torch.no_grad():
+        model.output.weight.zero_()
+    out = str(tmp_path / "preds.json")
+    ev.evaluate(model, tiny_tokenizer, SAME_TOKENS, babylm_predictions=out, progress=False)
+    with open(out, encoding="utf-8") as f:
+        preds = json.load(f)["pairs_same_tokens"]                       # other suites keep their names
+    good = [p["good"] for p in ev.read_pairs([SAME_TOKENS])]
+    assert [p["pred"] for entry in preds.values() for p in entry["predictions"]] == good
+
+
+# ------------------------------------------------------------------------------ CSV and TSV
+
+THREE_PAIRS = [("The cat sat on the mat.", "The cat sat the on mat."),
+               ("A dog ran, then it sat.", "A dog ran, then it sit."),     # a comma: quoted in CSV
+               ("These houses are red.", "This houses are red.")]
+
+
+def write_table(path, header, rows, delimiter):
+    quote = (lambda cell: f'"{cell}"' if "," in cell else cell) if delimiter == "," else (lambda cell: cell)
+    lines = [delimiter.join(header)] + [delimiter.join(quote(c) for c in row) for row in rows]
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8", newline="") as f:
+        f.write("\r\n".join(lines) + "\r\n")                           # CRLF, as spreadsheets write
+    return str(path)
+
+
+@pytest.mark.parametrize("good,bad", [("sentence_good", "sentence_bad"), ("good", "bad"),
+                                      ("grammatical", "ungrammatical"), ("acceptable", "unacceptable"),
+                                      ("Sentence_Good", "BAD")])
+@pytest.mark.parametrize("ending", [".csv", ".tsv", ".csv.gz"])
+def test_csv_and_tsv_with_each_recognised_header(tmp_path, good, bad, ending):
+    delimiter = "\t" if ".tsv" in ending else ","
+    path = write_table(tmp_path / f"agreement{ending}", ["label", good, bad],
+                       [["1", g, b] for g, b in THREE_PAIRS], delimiter)
+    pairs = ev.read_pairs([path])
+    assert [(p["good"], p["bad"]) for p in pairs] == THREE_PAIRS
+    assert {p["paradigm"] for p in pairs} == {"agreement"}                # the file names the paradigm
+    assert [p["line"] for p in pairs] == [2, 3, 4]
+
+
+def test_a_csv_file_scores_as_the_same_pairs_in_jsonl(tmp_path, model, tiny_tokenizer):
+    os.makedirs(tmp_path / "csv")
+    os.makedirs(tmp_path / "jsonl")
+    write_table(tmp_path / "csv" / "agreement.csv", ["good", "bad"], THREE_PAIRS, ",")
+    with open(tmp_path / "jsonl" / "agreement.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"sentence_good": g, "sentence_bad": b}) + "\n" for g, b in THREE_PAIRS)
+    a, b = (ev.evaluate(model, tiny_tokenizer, str(path), progress=False)["suites"]["agreement"]
+            for path in (tmp_path / "csv" / "agreement.csv", tmp_path / "jsonl" / "agreement.jsonl"))
+    assert a["paradigms"] == b["paradigms"] and a["total"] == b["total"]
+
+
+def test_a_paradigm_column_and_group_columns_and_a_folder_of_tables(tmp_path):
+    folder = tmp_path / "mine"
+    os.makedirs(folder / "sub")
+    write_table(folder / "one.csv", ["UID", "Field", "good", "bad"],
+                [["A", "syntax/semantics", "a b", "b a"], ["B", "syntax", "c d", "d c"]], ",")
+    write_table(folder / "sub" / "two.tsv.gz", ["paradigm", "good", "bad"], [["C", "e f", "f e"]], "\t")
+    write_table(folder / "three.tsv", ["good", "bad"], [["g h", "h g"]], "\t")
+    name, files = ev.suite_files(str(folder))
+    assert name == "mine" and [os.path.relpath(f, folder) for f in files] == ["one.csv", "sub/two.tsv.gz", "three.tsv"]
+    pairs = ev.read_pairs(files)
+    assert [p["paradigm"] for p in pairs] == ["A", "B", "C", "three"]
+    assert [p.get("field") for p in pairs] == ["syntax_semantics", "syntax", None, None]
+
+
+def test_other_column_names_are_mapped_with_columns(tmp_path, model, tiny_tokenizer):
+    path = write_table(tmp_path / "mine.csv", ["kind", "ok", "nope"], [["X", g, b] for g, b in THREE_PAIRS], ",")
+    columns = ev.parse_columns("good=ok,bad=nope,paradigm=kind")
+    assert columns == {"good": "ok", "bad": "nope", "paradigm": "kind"}
+    pairs = ev.read_pairs([path], columns=columns)
+    assert [(p["good"], p["bad"], p["paradigm"]) for p in pairs] == [(g, b, "X") for g, b in THREE_PAIRS]
+    jsonl = write(tmp_path, [json.dumps({"ok": g, "nope": b}) for g, b in THREE_PAIRS], "mine2.jsonl")
+    assert [(p["good"], p["bad"]) for p in ev.read_pairs([jsonl], columns=columns)] == THREE_PAIRS
+    r = ev.evaluate(model, tiny_tokenizer, [path], columns=columns, progress=False)["suites"]["mine"]
+    assert list(r["paradigms"]) == ["X"] and r["total"]["n"] == 3
+    with pytest.raises(SystemExit, match=r"^--columns good=ok,sad=nope: 'sad=nope' is not ROLE=NAME"):
+        ev.parse_columns("good=ok,sad=nope")
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("bad.csv", "first,second\na,b\n", "bad.csv:1: no column for the good sentence in the header (first, second); "
+                                       "recognised: sentence_good, good, grammatical, acceptable"),
+    ("bad.csv", "good,other\na,b\n", "bad.csv:1: no column for the bad sentence"),
+    ("bad.csv", "good,bad\na,b\nc,d,e\n", "bad.csv:3: 3 fields where the header has 2"),
+    ("bad.csv", "good,bad\na,b\nc\n", "bad.csv:3: 1 fields where the header has 2"),
+    ("bad.csv", 'good,bad\n"a,b\nc,d\n', "bad.csv:2: not valid CSV (unexpected end of data)"),
+    ("bad.csv", 'good,bad\na,b\n"c"x,d\n', "bad.csv:3: not valid CSV (',' expected after '\"')"),
+    ("bad.csv", "good,bad\n,b\n", "bad.csv:2: good is empty"),
+    ("bad.tsv", "good\tbad\na\t  \n", "bad.tsv:2: bad is empty"),
+    ("bad.tsv", "good\tbad\na b\n", "bad.tsv:2: 1 fields where the header has 2"),
+    ("bad.csv", "good,bad\n", "bad.csv: no pairs in the file"),
+    ("bad.csv", "", "bad.csv: no pairs in the file"),
+])
+def test_a_bad_csv_or_tsv_line_stops_with_one_line_naming_file_and_line(tmp_path, model, tiny_tokenizer, name,
+                                                                         text, message):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SystemExit) as e:
+        ev.evaluate(model, tiny_tokenizer, str(path), progress=False)
+    assert str(e.value).startswith(str(tmp_path / message))
+    assert "\n" not in str(e.value)
+
+
+def test_a_mapped_column_that_is_absent_and_an_undecodable_file_are_one_line_errors(tmp_path):
+    path = write_table(tmp_path / "t.csv", ["good", "bad"], [["a", "b"]], ",")
+    with pytest.raises(SystemExit, match=r"t.csv:1: no column 'ok' \(--columns good=ok\); the header has good, bad$"):
+        ev.read_pairs([path], columns={"good": "ok"})
+    binary = tmp_path / "latin1.csv"
+    binary.write_bytes("good,bad\ncaf\xe9,b\n".encode("latin-1"))
+    with pytest.raises(SystemExit, match=r"latin1.csv: not a readable UTF-8 CSV/TSV file \(UnicodeDecodeError"):
+        ev.read_pairs([str(binary)])
+
+
+# ------------------------------------------------------------------------------- small fixes
+
+def test_a_group_at_100_percent_has_an_interval_below_100_like_its_paradigms():
+    pairs = [{"paradigm": f"P{k % 3}", "field": "f", "good": "", "bad": "", "file": "", "line": 0}
+             for k in range(3000)]
+    credits, ties = np.ones(3000), np.zeros(3000, dtype=bool)
+    r = ev.aggregate(pairs, credits, ties)
+    paradigm_low = r["paradigms"]["P0"]["ci95"][0]
+    group_low, group_high = r["by_field"]["f"]["macro_ci95"]
+    assert paradigm_low == pytest.approx(0.99617, abs=1e-5)                   # Wilson, 1000 of 1000
+    assert group_high == 1.0 and paradigm_low < group_low < 1.0              # three paradigms: narrower
+    # one paradigm alone: near its Wilson interval (within 0.2 points), not [100, 100]
+    single = ev.accuracy_summary(np.ones(1000), np.zeros(1000, dtype=bool), np.array(["P"] * 1000))
+    assert single["macro_ci95"][0] == pytest.approx(paradigm_low, abs=0.002) and single["macro_ci95"][0] < 0.998
+    table = ev.format_table("x", {**r, "seconds": 1.0, "pairs_per_second": 1.0})
+    assert "[100.0, 100.0]" not in table
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_plain_lines_in_a_log_and_one_redrawn_line_on_a_terminal(model, tiny_tokenizer, capsys,
+                                                                               monkeypatch):
+    ev.evaluate(model, tiny_tokenizer, [SMALL, AGGREGATION], batch_tokens=8, progress=True)
+    err = capsys.readouterr().err                                 # captured: not a terminal
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert 2 <= len(lines) <= 22 and lines[-1].startswith("pairs_aggregation: 16/16 sentences (100%)")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    ev.evaluate(model, tiny_tokenizer, SMALL, batch_tokens=8, progress=True)
+    assert "\r" in terminal.getvalue() and "\n" not in terminal.getvalue()

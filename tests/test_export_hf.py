@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import export_hf  # noqa: E402
+import model_card  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
 from tokenizer import Tokenizer  # noqa: E402
 from checkpoint import save_checkpoint  # noqa: E402
@@ -184,7 +185,7 @@ def test_greedy_generate_gives_our_tokens(tokenizer, tmp_path):
     export_hf.export(model, tokenizer, str(tmp_path / "out"))
     hf = hf_load(tmp_path / "out")
     prompt = torch.tensor([[tokenizer.bos_id] + tokenizer.encode("The little dog")])
-    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=tokenizer.end_ids)
+    ours = torch.cat([prompt, model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=tokenizer.end_ids)], 1)
     theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False)
     assert ours.shape[1] > prompt.shape[1] + 1
     assert theirs.tolist() == ours.tolist()
@@ -200,7 +201,7 @@ def test_generate_ends_at_the_next_documents_bos(tokenizer, tmp_path):
     hf = hf_load(tmp_path / "out")
     prompt = torch.tensor([[tokenizer.bos_id] + tokenizer.encode("The little dog")])
     theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False)
-    ours = model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=tokenizer.end_ids)
+    ours = torch.cat([prompt, model.generate(prompt, max_new_tokens=24, temperature=0.0, stop_ids=tokenizer.end_ids)], 1)
     assert tokenizer.bos_id == 0  # argmax of all-zero logits
     assert theirs.tolist() == ours.tolist() == [prompt[0].tolist() + [tokenizer.bos_id]]
 
@@ -335,6 +336,38 @@ def test_model_card_has_architecture_data_hyperparameters_and_eval(tokenizer, tm
         assert line in card, line
     assert "Budget: 401,234 training words in total (this revision: 2.49 epochs)" in card
     assert json.loads((tmp_path / "model_x" / "eval_results.json").read_text())["blimp"]["macro"] == 0.5723
+    assert "## Data mixing" not in card  # no mixer, no section
+
+
+# what Mixer.summary() stores in a checkpoint's info: the TAAM reference run's final pi (config/taam.py)
+PSTAR_MIXER = {"mixer": "taam", "reward": "cross_lingual_deficit", "prior": "typological",
+               "pi": {"eng": 0.159, "nld": 0.258, "zho": 0.583},
+               "unique": {"eng": 500_000, "nld": 480_000, "zho": 520_000},
+               "exposures": {"eng": 1_250_000, "nld": 1_440_000, "zho": 3_640_000},
+               "epochs": {"eng": 2.5, "nld": 3.0, "zho": 7.0}}
+
+
+def test_a_mixer_runs_card_reports_the_mixer_the_final_pi_and_each_languages_exposures(tokenizer, tmp_path):
+    languages = {lang: {**DATA_META["languages"]["eng"], "sources": {}} for lang in ("eng", "nld", "zho")}
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), tokenizer, mixer=PSTAR_MIXER,
+                     data_meta={**DATA_META, "languages": languages})
+    export_hf.main([ckpt, str(tmp_path / "taam")])
+    card = (tmp_path / "taam" / "README.md").read_text()
+    assert card.startswith("---\nlanguage:\n- en\n- nl\n- zh\n")
+    for line in ["## Data mixing",
+                 "mixed online by `taam` with the reward `cross_lingual_deficit` (prior `typological`)",
+                 "Final π: eng=0.159 nld=0.258 zho=0.583",
+                 "| language | final π | unique tokens | token exposures | epochs |",
+                 "| eng | 0.159 | 500,000 | 1,250,000 | 2.50 |",
+                 "| nld | 0.258 | 480,000 | 1,440,000 | 3.00 |",
+                 "| zho | 0.583 | 520,000 | 3,640,000 | 7.00 |",
+                 "(the mixer's budget and epochs per language: see Data mixing)"]:
+        assert line in card, line
+    assert "this revision:" not in card  # words seen over all the data's words is not the mixer's epochs
+    static = model_card.model_card(random_model(GQA), "float32", {"mixer": {
+        **PSTAR_MIXER, "mixer": "static", "reward": None, "prior": "uniform", "pi": {l: 1 / 3 for l in languages}}})
+    assert "by `static`: each micro-batch's language is drawn from a fixed π, the prior `uniform`." in static
+    assert "Final π: eng=0.333 nld=0.333 zho=0.333" in static and "reward" not in static
 
 
 # -----------------------------------------------------------------------------

@@ -319,22 +319,93 @@ def test_kv_cache_greedy_generate_equals_recomputing_the_full_forward(n_kv_heads
             if p.dim() == 2:
                 p.mul_(5)
     prompt = torch.randint(0, cfg.vocab_size, (2, 7), generator=torch.Generator().manual_seed(0))
-    got = model.generate(prompt, max_new_tokens=20, temperature=0.0)
+    got = model.generate(prompt, max_new_tokens=20, temperature=0.0)   # the new tokens only
 
     expected = prompt
     for _ in range(20):
         nxt = all_logits(model, expected)[:, -1].argmax(-1, keepdim=True)  # no cache: all positions again
         expected = torch.cat([expected, nxt], dim=1)
-    assert got.shape == (2, 27)
-    assert torch.equal(got, expected)
-    assert len(set(got[0, 7:].tolist())) > 1  # not a degenerate constant continuation
+    assert got.shape == (2, 20)
+    assert torch.equal(got, expected[:, 7:])
+    assert len(set(got[0].tolist())) > 1  # not a degenerate constant continuation
 
 
 def test_generate_stops_at_max_seq_len():
+    """A prompt too long for the context is cropped to its last max_seq_len - max_new_tokens
+    tokens, and the new tokens are those that crop would get from a full forward."""
     cfg = tiny(max_seq_len=16)
     model = build(cfg)
-    out = model.generate(torch.zeros(1, 12, dtype=torch.long), max_new_tokens=10, temperature=0.0)
-    assert out.shape[1] <= 16
+    prompt = torch.randint(0, cfg.vocab_size, (1, 12), generator=torch.Generator().manual_seed(0))
+    new = model.generate(prompt, max_new_tokens=10, temperature=0.0)
+    assert new.shape == (1, 10)                                       # 6 prompt + 10 new = 16 positions
+    expected = prompt[:, -6:]
+    for _ in range(10):
+        expected = torch.cat([expected, all_logits(model, expected)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(new, expected[:, 6:])
+
+
+def test_generate_stops_once_every_row_has_ended():
+    cfg = tiny()
+    model = build(cfg)
+    with torch.no_grad():
+        model.output.weight.zero_()      # all logits equal: the greedy choice is token 0 everywhere
+    prompt = torch.randint(1, cfg.vocab_size, (2, 3))
+    assert model.generate(prompt, max_new_tokens=10, temperature=0.0).tolist() == [[0] * 10] * 2
+    assert model.generate(prompt, max_new_tokens=10, temperature=0.0, stop_ids=(0,)).tolist() == [[0], [0]]
+
+
+# ---------------------------------------------------------------------------------- positions and masks
+
+def test_hidden_with_default_positions_and_a_causal_mask_equals_the_plain_forward():
+    cfg = tiny(n_kv_heads=2)
+    model = build(cfg)
+    idx = torch.randint(0, cfg.vocab_size, (2, 20))
+    positions = torch.arange(20).expand(2, 20)
+    causal = torch.ones(20, 20, dtype=torch.bool).tril().expand(2, 20, 20)
+    plain = all_logits(model, idx)
+    torch.testing.assert_close(model.output(model.hidden(idx)), plain, atol=0, rtol=0)
+    torch.testing.assert_close(model.output(model.hidden(idx, positions=positions, mask=causal)), plain,
+                               atol=1e-5, rtol=0)
+    logits, loss = model(idx, idx, positions=positions, mask=causal)       # forward takes them too
+    torch.testing.assert_close(logits, plain, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("flash", [True, False])
+def test_a_packed_row_of_two_documents_gives_each_its_own_logits(flash):
+    """With positions restarting at each document and a block-diagonal causal mask, two documents
+    in one row get exactly the logits each has alone: no attention across the boundary, the same
+    RoPE angles. The row is longer than max_seq_len, which positions allow."""
+    cfg = tiny(n_kv_heads=2, max_seq_len=16, flash=flash)
+    model = build(cfg)
+    with torch.no_grad():  # far from the init, so that a wrong position or a leak shows
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(5)
+    first, second = torch.randint(0, cfg.vocab_size, (1, 14)), torch.randint(0, cfg.vocab_size, (1, 9))
+    row = torch.cat([first, second], dim=1)                               # (1, 23)
+    positions = torch.cat([torch.arange(14), torch.arange(9)])[None]      # (1, 23)
+    mask = torch.zeros(23, 23, dtype=torch.bool)
+    mask[:14, :14] = torch.ones(14, 14, dtype=torch.bool).tril()
+    mask[14:, 14:] = torch.ones(9, 9, dtype=torch.bool).tril()
+    packed = model.output(model.hidden(row, positions=positions, mask=mask[None]))
+    torch.testing.assert_close(packed[:, :14], all_logits(model, first), atol=1e-5, rtol=0)
+    torch.testing.assert_close(packed[:, 14:], all_logits(model, second), atol=1e-5, rtol=0)
+    causal = model.output(model.hidden(row, positions=positions))        # no mask: plain causal attention
+    assert (packed[:, 14:] - causal[:, 14:]).abs().max() > 1e-2          # so the mask is what keeps them apart
+
+
+def test_grad_checkpointing_passes_positions_and_mask_through():
+    grads = []
+    idx = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(1))
+    positions = torch.arange(12).flip(0).expand(2, 12)                    # any positions
+    mask = torch.rand(2, 12, 12, generator=torch.Generator().manual_seed(2)) > 0.5
+    mask |= torch.eye(12, dtype=torch.bool)                               # a query sees at least itself
+    for gc in (False, True):
+        model = build(tiny(grad_checkpoint=gc)).train()
+        model(idx, idx, positions=positions, mask=mask)[1].backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-7, rtol=1e-5, msg=name)
 
 
 # ---------------------------------------------------------------------------------- transformers
