@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from configurator import load_config
-from data import open_bin, read_meta
+from data import Batch, open_bin, read_meta
 
 MIXERS = ("none", "static", "taam", "exp3", "hedge")
 REWARDS = ("normalized_excess_loss", "cross_lingual_deficit")
@@ -371,7 +371,7 @@ class Mixer:
     """The batch source train.py draws from; data.TokenWindows is the other one, with the same methods.
 
         mixer = Mixer(cfg, data_dir, batch_size, block_size, seed, rank, world_size)
-        x, y, lang = mixer.get_batch(step, micro_step)   # x, y: (B, T) int64; lang: str or "mixed"
+        batch = mixer.get_batch(step, micro_step)        # a data.Batch: x, y (B, T) int64, lang, ...; see data.py
         record = mixer.update(step, val_losses)          # after each evaluation; log it
         state = mixer.state_dict(); mixer.load_state_dict(state)   # in the checkpoint's train state
         mixer.summary()                                   # mixer, reward, final pi, exposures, epochs
@@ -382,11 +382,12 @@ class Mixer:
     """
 
     def __init__(self, cfg: MixerConfig, data_dir: str, batch_size: int, block_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, grad_accum: int = 1):
         if cfg.mixer == "none":  # a valid config: it means train.py's plain reader, not a Mixer
             raise SystemExit("mixer='none': the Mixer needs one of static, taam, exp3, hedge")
         self.cfg, self.B, self.T = cfg, int(batch_size), int(block_size)
         self.seed, self.rank, self.world_size = int(seed) % 2**63, int(rank), int(world_size)
+        self.grad_accum = int(grad_accum)  # micro-batches per step: each one is 1/grad_accum of its loss
 
         meta = read_meta(data_dir)
         self.languages, self.data, self.stats = open_languages(data_dir, meta, cfg.language_list())
@@ -489,7 +490,8 @@ class Mixer:
         import torch  # here, not at the top: `mixer.py prior` and `mixer.py info` run without it
         buf = torch.from_numpy(buf.astype(np.int64))  # (B, T+1)
         lang = self.languages[idx[0]] if len(idx) == 1 else "mixed"
-        return buf[:, :-1].contiguous(), buf[:, 1:].contiguous(), lang
+        return Batch(buf[:, :-1].contiguous(), buf[:, 1:].contiguous(), lang, weight=1.0 / self.grad_accum,
+                     tokens=self.world_size * self.B * self.T)
 
     def train_tokens(self) -> int:
         """Unique training tokens under the budget, all languages (train.py's `epochs` counts these)."""

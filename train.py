@@ -37,7 +37,7 @@ from atomic import atomic_path, remove_stale_temporaries, write_json
 from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_model, load_train_state, milestone_name,
                         rng_state, save_checkpoint, set_rng_state)
 from configurator import load_config
-from data import TokenWindows, heldout_windows, read_meta
+from data import LineSamples, TokenWindows, heldout_batches, read_meta
 from mixer import Mixer, MixerConfig
 from model import DTYPES, ModelConfig, Transformer
 from tokenizer import load_tokenizer
@@ -59,6 +59,8 @@ class TrainConfig:
     batch_size: int = 16                    # sequences per micro-batch
     block_size: int = 512                   # tokens per sequence
     grad_accum: int = 4                     # micro-batches per optimizer step (per process)
+    samples: str = "windows"                # "windows": block_size windows across documents; "lines": one
+                                            # document a sample, packed (data.py; the Model A card's way)
     align_windows: bool = False             # start each window at a document (its first BOS), see TokenWindows
     keep_global_batch: bool = False         # under DDP, divide grad_accum by the world size
     # run length: give exactly one (one given on the command line replaces a config file's)
@@ -98,6 +100,8 @@ class TrainConfig:
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"beta1={self.beta1}, beta2={self.beta2}: each must be in [0, 1)")
         check(self.grad_clip >= 0, f"grad_clip={self.grad_clip}: must be >= 0 (0 disables clipping)")
         check(self.warmup_iters >= 0, f"warmup_iters={self.warmup_iters}: must be >= 0")
+        check(self.samples in ("windows", "lines"), f"samples={self.samples!r}: expected 'windows' or 'lines'")
+        check(not (self.align_windows and self.samples == "lines"), "align_windows: only for samples='windows'")
         check(self.decay in DECAYS, f"decay={self.decay!r}: expected one of {', '.join(DECAYS)}")
         check(self.milestone_unit in ("words", "tokens", "none"),
               f"milestone_unit={self.milestone_unit!r}: expected 'words', 'tokens' or 'none'")
@@ -188,7 +192,7 @@ def main(argv):
 
     def evaluate_and_update():
         """The held-out losses, logged and given to the mixer; None when they are not finite."""
-        losses = evaluate(raw_model, heldout, cfg.batch_size, autocast, ranks, progress.iter_num)
+        losses = evaluate(raw_model, heldout, autocast, ranks, progress.iter_num)
         if diverged(*losses.values()):
             return None
         log({"kind": "eval", "iter": progress.iter_num, "tokens": progress.tokens_seen, "val_loss": losses,
@@ -212,7 +216,7 @@ def main(argv):
         lr = learning_rate(progress.iter_num, cfg, max_iters)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y, lang = fetch(batches, progress.iter_num, 0, ranks)
+        batch = batches.get_batch(progress.iter_num, 0).to(ranks.device)
         # DDP talks to the other ranks in here: it all-reduces the gradients in the last backward pass
         # (and agrees on its gradient buckets in the second step's forward pass)
         with ranks.collective(f"training step {progress.iter_num + 1}"):
@@ -220,17 +224,18 @@ def main(argv):
                 if ranks.ddp:  # all-reduce gradients only on the last micro-step; set before the forward pass
                     model.require_backward_grad_sync = micro_step == cfg.grad_accum - 1
                 with autocast:
-                    _, loss = model(x, y)
+                    _, loss = model(batch.x, batch.y, positions=batch.positions, mask=batch.mask)
+                loss = loss * batch.weight  # this micro-batch's share of the step's mean loss (data.Batch)
                 loss_sum += loss.detach()
                 # draw the next micro-batch while the GPU computes this one (within the step only: the
                 # mixer may change its probabilities between steps)
                 if micro_step + 1 < cfg.grad_accum:
-                    next_batch = fetch(batches, progress.iter_num, micro_step + 1, ranks)
-                scaler.scale(loss / cfg.grad_accum).backward()
-                progress.tokens_seen += x.numel() * ranks.world_size
-                progress.words_seen += x.numel() * ranks.world_size * words_per_token.get(lang, words_per_token["mixed"])
+                    next_batch = batches.get_batch(progress.iter_num, micro_step + 1).to(ranks.device)
+                scaler.scale(loss).backward()
+                progress.tokens_seen += batch.tokens
+                progress.words_seen += batch.tokens * words_per_token.get(batch.lang, words_per_token["mixed"])
                 if micro_step + 1 < cfg.grad_accum:
-                    x, y, lang = next_batch
+                    batch = next_batch
         if cfg.grad_clip > 0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -244,7 +249,7 @@ def main(argv):
             # the global batch's mean loss, so that every rank takes the same decision below
             ranks.all_reduce(loss_sum, f"training step {progress.iter_num}")
             loss_sum /= ranks.world_size
-            mean_loss = (loss_sum / (cfg.grad_accum * (progress.iter_num - iter_at_log))).item()  # one .item(): one sync
+            mean_loss = (loss_sum / (progress.iter_num - iter_at_log)).item()  # one .item(): one sync
             if diverged(mean_loss):
                 return 1
             loss_sum.zero_()
@@ -294,8 +299,9 @@ def read_config(argv):
         raise SystemExit("config: give the run length: one of max_iters, epochs, max_tokens")
     if cfg.block_size > model_cfg.max_seq_len:
         raise SystemExit(f"config: block_size={cfg.block_size} exceeds max_seq_len={model_cfg.max_seq_len}")
-    if mix_cfg.mixer != "none" and cfg.align_windows:
-        raise SystemExit("config: align_windows applies to the plain batch source; the mixer draws its own offsets")
+    if mix_cfg.mixer != "none" and (cfg.align_windows or cfg.samples == "lines"):
+        raise SystemExit("config: align_windows and samples='lines' apply to the plain batch sources; the mixer draws "
+                         "its own windows")
     return model_cfg, cfg, mix_cfg, explicit
 
 
@@ -324,14 +330,20 @@ def open_data(cfg, model_cfg, mix_cfg, explicit, ranks):
         model_cfg.vocab_size = meta["vocab_size"]
     if meta["vocab_size"] > model_cfg.vocab_size:
         raise SystemExit(f"{cfg.data_dir}: token ids go up to {meta['vocab_size'] - 1} but the model's vocab_size is {model_cfg.vocab_size}")
-    if mix_cfg.mixer == "none":
-        batches = TokenWindows(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed,
-                               ranks.rank, ranks.world_size, cfg.align_windows)
-    else:
-        batches = Mixer(mix_cfg, cfg.data_dir, cfg.batch_size, cfg.block_size, cfg.seed, ranks.rank, ranks.world_size)
+    bos_input = getattr(tokenizer, "bos_input", True)
+    if mix_cfg.mixer != "none":
+        batches = Mixer(mix_cfg, cfg.data_dir, cfg.batch_size, cfg.block_size, cfg.seed, ranks.rank, ranks.world_size,
+                        cfg.grad_accum)
         if ranks.master:
             print(batches.describe())
-    heldout = heldout_windows(cfg.data_dir, meta, cfg.block_size, cfg.eval_windows)
+    elif cfg.samples == "lines":
+        batches = LineSamples(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed,
+                              ranks.rank, ranks.world_size, bos_input)
+    else:
+        batches = TokenWindows(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed,
+                               ranks.rank, ranks.world_size, cfg.align_windows)
+    heldout = heldout_batches(cfg.data_dir, meta, cfg.block_size, cfg.batch_size, cfg.eval_windows, cfg.samples,
+                              bos_input)
     return meta, tokenizer, batches, heldout
 
 
@@ -425,26 +437,20 @@ def learning_rate(it, cfg, max_iters):
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)  # cosine
 
 
-def fetch(batches, step, micro_step, ranks):
-    x, y, lang = batches.get_batch(step, micro_step)
-    if ranks.device_type == "cuda":  # pinned memory lets the host-to-device copy run asynchronously
-        return x.pin_memory().to(ranks.device, non_blocking=True), y.pin_memory().to(ranks.device, non_blocking=True), lang
-    return x.to(ranks.device), y.to(ranks.device), lang
-
-
 @torch.no_grad()
-def evaluate(model, heldout, batch_size, autocast, ranks, iter_num) -> dict:
-    """Mean held-out loss per language; each rank scores a share of the windows, then all-reduce."""
+def evaluate(model, heldout, autocast, ranks, iter_num) -> dict:
+    """Mean held-out loss per target token, per language; each rank scores a share of the batches,
+    then all-reduce."""
     model.eval()
     losses = {}
-    for lang, windows in heldout.items():
-        mine = windows[ranks.rank::ranks.world_size]
-        total = torch.zeros(2, device=ranks.device)  # (sum of losses over windows, number of windows)
-        for i in range(0, len(mine), batch_size):
-            chunk = mine[i:i + batch_size].to(ranks.device)
+    for lang, batches in heldout.items():
+        total = torch.zeros(2, device=ranks.device)  # (sum of token losses, number of target tokens)
+        for batch in batches[ranks.rank::ranks.world_size]:
+            batch = batch.to(ranks.device)
             with autocast:
-                _, loss = model(chunk[:, :-1], chunk[:, 1:])
-            total += torch.stack([loss.float() * len(chunk), torch.tensor(float(len(chunk)), device=ranks.device)])
+                _, loss = model(batch.x, batch.y, positions=batch.positions, mask=batch.mask)
+            targets = (batch.y >= 0).sum()
+            total += torch.stack([loss.float() * targets, targets.float()])
         ranks.all_reduce(total, f"evaluation at iteration {iter_num}")
         losses[lang] = (total[0] / total[1]).item()
     model.train()

@@ -66,6 +66,20 @@ def test_two_ranks_equal_one_process_with_accumulation_and_resume_across_world_s
     assert json.load(open(os.path.join(two, "config.json")))["world_size"] == 2
 
 
+def test_line_samples_on_two_ranks_equal_one_process_with_accumulation(tiny_data, tmp_path):
+    """Each rank packs its own pieces and weighs its loss by its share of the step's target tokens:
+    the sum over ranks is the step's mean over all targets, as in one process."""
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    lines = ["--samples=lines", "--block_size=16"]
+    launch(1, tiny_data, one, "--grad_accum=2", *lines)
+    launch(2, tiny_data, two, "--grad_accum=1", *lines)
+    a, b = weights(one), weights(two)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-5)
+    ta, tb = read_log(one, "train"), read_log(two, "train")
+    assert all(abs(ra["loss"] - rb["loss"]) < 1e-5 and ra["tokens"] == rb["tokens"] for ra, rb in zip(ta, tb))
+
+
 def test_keep_global_batch_divides_accumulation_by_world_size(tiny_data, tmp_path):
     out = str(tmp_path / "run")
     launch(2, tiny_data, out, "--grad_accum=2", "--keep_global_batch", "--max_iters=2")

@@ -224,7 +224,7 @@ def test_windows_come_from_the_budgeted_prefix_and_y_is_x_shifted(tmp_path):
     m = Mixer(MixerConfig(mixer="static", budget=30000, mix_level="sequence"), data, 8, 16, seed=3)
     seen = set()
     for step in range(300):
-        x, y, lang = m.get_batch(step, 0)
+        x, y, lang = m.get_batch(step, 0)[:3]
         assert x.shape == y.shape == (8, 16) and x.dtype == y.dtype == torch.int64 and lang == "mixed"
         assert torch.equal(x[:, 1:], y[:, :-1]) and torch.equal(y - x, torch.ones_like(x))  # contiguous windows
         langs, pos = decode(x)
@@ -238,7 +238,7 @@ def test_batch_languages_follow_pi(data):
     m = Mixer(MixerConfig(mixer="static", prior="eng=0.2,nld=0.3,zho=0.5"), data, 2, 8, seed=0)
     counts = {l: 0 for l in LANGS}
     for step in range(4000):
-        x, y, lang = m.get_batch(step, 0)
+        x, y, lang = m.get_batch(step, 0)[:3]
         assert decode(x)[0] == [lang, lang]  # one language per micro-batch
         counts[lang] += 1
     np.testing.assert_allclose([counts[l] / 4000 for l in LANGS], [0.2, 0.3, 0.5], atol=0.03)
@@ -281,7 +281,7 @@ def test_a_resumed_mixer_gives_the_same_future_pi_and_draws(data, mixer, reward,
         out = []
         for step in steps:
             for micro in range(2):
-                x, y, lang = m.get_batch(step, micro)
+                x, y, lang = m.get_batch(step, micro)[:3]
                 out.append((x.tolist(), lang))
             if step % 4 == 3:
                 out.append(m.update(step, {l: 5.0 - 0.01 * step * (i + 1) + 0.3 * math.sin(step * (i + 2))
@@ -307,7 +307,7 @@ def test_the_epoch_cap_is_never_exceeded_and_identical_on_every_rank(data):
         for step in range(10_000):
             for micro in range(2):
                 for m in ranks:
-                    x, y, lang = m.get_batch(step, micro)
+                    x, y, lang = m.get_batch(step, micro)[:3]
                     assert decode(x)[0] == [lang] * 4
                     drawn[lang] += x.numel()
                     assert lang not in m.capped  # a capped language is drawn no more
@@ -345,7 +345,7 @@ def test_summary_reports_the_final_pi_and_each_languages_exposures_and_epochs(da
     drawn = {l: 0 for l in LANGS}
     for step in range(60):
         for micro in range(2):
-            x, y, lang = m.get_batch(step, micro)
+            x, y, lang = m.get_batch(step, micro)[:3]
             for l in decode(x)[0]:
                 drawn[l] += x.shape[1]
         if step % 10 == 9:

@@ -160,7 +160,7 @@ def test_aligned_windows_start_at_the_first_bos_of_their_stretch(tmp_path):
     tokens[[0, 10, 13, 33]] = 0
     os.makedirs(tmp_path / "eng")
     tokens.tofile(tmp_path / "eng" / "train.bin")
-    meta = {"dtype": "uint16", "bos_id": 0, "languages": {"eng": {}}}
+    meta = {"dtype": "uint16", "bos_id": 0, "vocab_size": 6, "languages": {"eng": {}}}
     plain = data.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0)
     aligned = data.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0,
                                  align_windows=True)
@@ -434,3 +434,77 @@ def test_a_mixer_runs_checkpoint_carries_what_the_model_card_reports(tiny_data, 
     plain = str(tmp_path / "plain")
     assert run_train(tiny_data, plain, "--max_iters=2") == 0
     assert checkpoint.read_info(os.path.join(plain, "ckpt.safetensors"))["mixer"] is None
+
+
+# ----------------------------------------------------------------------------- line samples (the card's way)
+
+def test_documents_are_cut_into_pieces_of_at_most_block_size_and_one_token_pieces_dropped():
+    # BOS = 0; documents of 5, 1, 9 and 2 tokens after their BOS
+    tokens = np.array([0, 1, 2, 3, 4, 5, 0, 6, 0, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 16, 17], np.uint16)
+    starts, lengths = data.document_pieces(tokens, 0, block_size=4, bos_input=False)
+    pieces = [tokens[s:s + n].tolist() for s, n in zip(starts, lengths)]
+    assert pieces == [[1, 2, 3, 4], [7, 8, 9, 10], [11, 12, 13, 14], [16, 17]]   # [5], [6], [15] predict nothing
+    starts, lengths = data.document_pieces(tokens, 0, block_size=4, bos_input=True)
+    assert [tokens[s:s + n].tolist() for s, n in zip(starts, lengths)] == \
+        [[0, 1, 2, 3], [4, 5], [0, 6], [0, 7, 8, 9], [10, 11, 12, 13], [14, 15], [0, 16, 17]]
+
+
+def test_packed_rows_give_the_loss_and_gradients_of_the_pieces_one_at_a_time():
+    """The step's loss is the mean over all target tokens; packing pieces side by side into rows with
+    their own positions and a block-diagonal mask changes nothing (fp32, 1e-5)."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=50, max_seq_len=16))
+    rng = np.random.default_rng(0)
+    pieces = [rng.integers(1, 50, size=n) for n in (2, 17, 5, 9, 3, 17, 12, 2)]   # <= block_size + 1 tokens
+    batch = data.pack(pieces, row_len=16)
+    assert batch.x.shape[0] < len(pieces)                                        # several pieces share a row
+    _, loss = model(batch.x, batch.y, positions=batch.positions, mask=batch.mask)
+    loss.backward()
+    packed = {k: p.grad.clone() for k, p in model.named_parameters()}
+    model.zero_grad()
+    n_targets = sum(len(p) - 1 for p in pieces)
+    reference = 0.0
+    for p in pieces:
+        x, y = torch.from_numpy(p[None, :-1]), torch.from_numpy(p[None, 1:])
+        _, piece_loss = model(x, y)
+        reference = reference + piece_loss * (len(p) - 1) / n_targets
+    reference.backward()
+    torch.testing.assert_close(loss, reference, rtol=0, atol=1e-5)
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(packed[k], p.grad, rtol=0, atol=1e-5)
+
+
+def test_line_samples_visit_every_piece_once_per_epoch_and_weigh_the_step_by_its_tokens(tiny_data):
+    meta = data.read_meta(tiny_data)
+    one = data.LineSamples(tiny_data, meta, batch_size=4, block_size=8, grad_accum=2, seed=0)
+    ranks = [data.LineSamples(tiny_data, meta, batch_size=4, block_size=8, grad_accum=1, seed=0, rank=r, world_size=2)
+             for r in range(2)]
+    per_epoch = one.n_pieces // 8
+    seen = [p for step in range(per_epoch) for m in range(2) for p in one.pieces_of(step, m, 0)]
+    assert len(set(seen)) == len(seen) == per_epoch * 8
+    for step in range(3):
+        assert [p for m in range(2) for p in one.pieces_of(step, m, 0)] == \
+            [p for r in range(2) for p in ranks[r].pieces_of(step, 0, r)]           # two ranks: the same global step
+        weights = [one.get_batch(step, m).weight for m in range(2)]
+        assert abs(sum(weights) - 1) < 1e-12
+        shares = [ranks[r].get_batch(step, 0).weight / 2 for r in range(2)]          # DDP averages over ranks
+        assert abs(sum(shares) - 1) < 1e-12
+
+
+def test_a_line_samples_run_learns_resumes_bit_for_bit_and_counts_real_tokens(tiny_data, tmp_path):
+    common = ["--samples=lines", "--block_size=16", "--max_iters=8", "--lr=3e-3", "--eval_interval=4", "--log_interval=1"]
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    assert run_train(tiny_data, straight, *common) == 0
+    assert run_train(tiny_data, split, *common, "--stop_iter=3") == 0
+    assert run_train(tiny_data, split, *common, "--resume") == 0
+    a, b = read_log(straight, "train"), read_log(split, "train")
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    evals = read_log(straight, "eval")
+    assert evals[-1]["val_loss_mean"] < evals[0]["val_loss_mean"]
+    wa, _ = checkpoint_weights(os.path.join(straight, "ckpt.safetensors"))
+    wb, _ = checkpoint_weights(os.path.join(split, "ckpt.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    meta = data.read_meta(tiny_data)
+    source = data.LineSamples(tiny_data, meta, batch_size=4, block_size=16, grad_accum=2, seed=1337)
+    real = sum(int(source.length[p]) - 1 for s in range(8) for m in range(2) for p in source.pieces_of(s, m, 0))
+    assert a[-1]["tokens"] == real < 8 * 4 * 2 * 15                             # not the padded positions
