@@ -34,6 +34,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import eval_blimp as ev  # noqa: E402
+import pairs as pair_files  # noqa: E402
 from checkpoint import load_model  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
 from tokenizer import Tokenizer, load_tokenizer  # noqa: E402
@@ -118,8 +119,8 @@ def main():
     hf = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(folder, "model"), dtype=torch.float32).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(os.path.join(folder, "model"))
 
-    _, files = ev.suite_files("blimp", args.data_root)
-    all_pairs = ev.read_pairs(files)
+    _, files = pair_files.suite_files("blimp", args.data_root)
+    all_pairs = pair_files.read_pairs(files)
     stride = max(1, len(all_pairs) // args.pairs)
     pairs = all_pairs[::stride][:args.pairs]
     dtype = ev.resolve_dtype(args.dtype, torch.device("cpu"))

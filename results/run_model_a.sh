@@ -21,7 +21,7 @@ train() {  # train OUT_DIR CONFIG...: skips a finished run, resumes an interrupt
     local out=$1; shift
     finished "$out" && return 0
     python train.py "$@" $([ -f "$out/ckpt.safetensors" ] && echo --resume)
-    # a Ctrl-C makes train.py save and exit 0: stop here rather than score a half-trained model
+    # (an interrupted train.py saves and exits non-zero, which stops the script: nothing half-trained is scored)
     finished "$out" || { echo "$out: stopped before its last step; run the script again to resume"; exit 1; }
 }
 score() {  # score RUN EVAL_BLIMP_ARGS...: results/RUN/blimp.json, unless it exists

@@ -28,7 +28,7 @@ train_once() {  # train_once OUT SEED TRAIN_ARGS...: skips a finished run, resum
     finished "$out" && return 0
     python train.py "$@" --out_dir="$out" --seed="$seed" $([ -f "$out/ckpt.safetensors" ] && echo --resume) > "$out.log" 2>&1 \
         || { echo "$out: training failed, see $out.log"; return 1; }
-    # a Ctrl-C makes train.py save and exit 0: stop here rather than score a half-trained model
+    # (train.py saves and exits non-zero when interrupted; this check also stops a run cut short otherwise)
     finished "$out" || { echo "$out: stopped before its last step; run the script again to resume"; return 1; }
 }
 

@@ -26,6 +26,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import eval_blimp as ev  # noqa: E402
+import pairs as pair_files  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
 from checkpoint import load_model, save_checkpoint  # noqa: E402
 
@@ -70,7 +71,7 @@ def model(tiny_tokenizer):
 
 
 def sentences(path):
-    pairs = ev.read_pairs([path])
+    pairs = pair_files.read_pairs([path])
     return [s for p in pairs for s in (p["good"], p["bad"])]
 
 
@@ -79,7 +80,7 @@ def sentences(path):
 @pytest.fixture(scope="module")
 def small_pairs(model, tiny_tokenizer):
     """The fixture pairs, their sequences, and the naive score of each sequence."""
-    pairs = ev.read_pairs([SMALL, SAME_TOKENS])
+    pairs = pair_files.read_pairs([SMALL, SAME_TOKENS])
     seqs, good_index, bad_index = ev.encode_pairs(pairs, tiny_tokenizer, model.cfg.max_seq_len)
     return pairs, seqs, good_index, bad_index, np.array([naive_score(model, s) for s in seqs])
 
@@ -133,7 +134,7 @@ def test_prefix_tree_scores_equal_one_sentence_at_a_time(tiny_tokenizer, row_pos
 
 
 def test_bos_is_conditioned_on_and_not_scored_and_the_other_conventions(model, tiny_tokenizer):
-    pairs = ev.read_pairs([SMALL])
+    pairs = pair_files.read_pairs([SMALL])
     text = pairs[0]["good"]
     ids = tiny_tokenizer.encode(text)
     bos = tiny_tokenizer.bos_id
@@ -187,7 +188,7 @@ def test_scores_equal_transformers_llama_with_the_same_weights(tiny_tokenizer):
     missing, unexpected = hf.load_state_dict(renamed, strict=False)
     assert not unexpected and all("rotary" in m for m in missing)
 
-    pairs = ev.read_pairs([SMALL, SAME_TOKENS])
+    pairs = pair_files.read_pairs([SMALL, SAME_TOKENS])
     seqs, good_index, bad_index = ev.encode_pairs(pairs, tiny_tokenizer, cfg.max_seq_len)
     scores = ev.score_sequences(ours, seqs, batch_tokens=40)
     with torch.no_grad():
@@ -206,7 +207,7 @@ def test_an_exported_folder_scores_the_same_under_transformers_and_under_eval_bl
     export_hf.export(model, tiny_tokenizer, folder)
     hf = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(folder)
-    pairs = ev.read_pairs([SMALL])
+    pairs = pair_files.read_pairs([SMALL])
     seqs, good_index, bad_index = ev.encode_pairs(pairs, tiny_tokenizer, model.cfg.max_seq_len)
     scores = ev.score_sequences(model, seqs, batch_tokens=40)
     with torch.no_grad():
@@ -230,7 +231,7 @@ def test_a_uniform_model_scores_n_tokens_as_minus_n_log_v_and_ties_every_pair(ti
     with torch.no_grad():
         model.output.weight.zero_()
     V = model.cfg.vocab_size
-    pairs = ev.read_pairs([SAME_TOKENS])
+    pairs = pair_files.read_pairs([SAME_TOKENS])
     seqs, good_index, bad_index = ev.encode_pairs(pairs, tiny_tokenizer, 64)
     scores = ev.score_sequences(model, seqs, batch_tokens=16)
     np.testing.assert_allclose(scores, [-(len(s) - 1) * math.log(V) for s in seqs], rtol=1e-6)
@@ -244,9 +245,9 @@ def test_a_uniform_model_scores_n_tokens_as_minus_n_log_v_and_ties_every_pair(ti
     # with sentences of different lengths the uniform model simply prefers the shorter one
     r = ev.evaluate(model, tiny_tokenizer, SMALL, progress=False)["suites"]["pairs_small"]
     good_shorter = [len(tiny_tokenizer.encode(p["good"])) < len(tiny_tokenizer.encode(p["bad"]))
-                    for p in ev.read_pairs([SMALL])]
+                    for p in pair_files.read_pairs([SMALL])]
     same = [len(tiny_tokenizer.encode(p["good"])) == len(tiny_tokenizer.encode(p["bad"]))
-            for p in ev.read_pairs([SMALL])]
+            for p in pair_files.read_pairs([SMALL])]
     assert r["total"]["wins"] == sum(good_shorter) and r["total"]["ties"] == sum(same)
 
 
@@ -256,7 +257,7 @@ def test_evaluate_gives_the_decisions_of_the_naive_scores(model, tiny_tokenizer)
     r = ev.evaluate(model, tiny_tokenizer, [SMALL], batch_tokens=24, progress=False)["suites"]["pairs_small"]
     bos = [tiny_tokenizer.bos_id]
     expected = {}
-    for p in ev.read_pairs([SMALL]):
+    for p in pair_files.read_pairs([SMALL]):
         g = naive_score(model, bos + tiny_tokenizer.encode(p["good"]))
         b = naive_score(model, bos + tiny_tokenizer.encode(p["bad"]))
         expected.setdefault(p["paradigm"], []).append(1.0 if g > b else 0.5 if g == b else 0.0)
@@ -277,7 +278,7 @@ def test_evaluate_leaves_the_model_in_the_mode_it_found(model, tiny_tokenizer):
 
 
 def test_bfloat16_forward_stays_close_to_float32(model, tiny_tokenizer):
-    seqs, _, _ = ev.encode_pairs(ev.read_pairs([SMALL]), tiny_tokenizer, 64)
+    seqs, _, _ = ev.encode_pairs(pair_files.read_pairs([SMALL]), tiny_tokenizer, 64)
     fp32 = ev.score_sequences(model, seqs, 64)
     bf16 = ev.score_sequences(model, seqs, 64, dtype=torch.bfloat16)
     assert bf16.dtype == np.float64
@@ -288,7 +289,7 @@ def test_bfloat16_forward_stays_close_to_float32(model, tiny_tokenizer):
 # ----------------------------------------------------------------------------------- the tables
 
 def test_aggregation_equals_hand_computed_numbers():
-    pairs = ev.read_pairs([AGGREGATION])
+    pairs = pair_files.read_pairs([AGGREGATION])
     credits = np.array([1, 1, 0, 0.5,   # A: 2.5 / 4 = 0.625, one tie
                         1, 0,           # B: 0.5
                         1, 1])          # C: 1.0
@@ -330,10 +331,10 @@ def test_fast_takes_the_first_200_pairs_of_each_paradigm(tmp_path):
         for i in range(280):
             uid = "X" if i % 8 else "Y"                  # X: 245 pairs, Y: 35
             f.write(json.dumps({"sentence_good": f"good {i}", "sentence_bad": f"bad {i}", "UID": uid}) + "\n")
-    fast = ev.read_pairs([str(path)], fast=True)
+    fast = pair_files.read_pairs([str(path)], fast=True)
     xs = [p for p in fast if p["paradigm"] == "X"]
     assert len(xs) == 200 and len(fast) == 235
-    all_x = [p for p in ev.read_pairs([str(path)]) if p["paradigm"] == "X"]
+    all_x = [p for p in pair_files.read_pairs([str(path)]) if p["paradigm"] == "X"]
     assert [p["line"] for p in xs] == [p["line"] for p in all_x[:200]]
 
 
@@ -341,7 +342,7 @@ def test_a_file_without_uid_is_one_paradigm_named_after_the_file(tmp_path):
     path = tmp_path / "hypernym.jsonl.gz"
     with gzip.open(path, "wt") as f:
         f.write(json.dumps({"sentence_good": "a b", "sentence_bad": "b a", "row": 0}) + "\n")
-    assert ev.read_pairs([str(path)])[0]["paradigm"] == "hypernym"
+    assert pair_files.read_pairs([str(path)])[0]["paradigm"] == "hypernym"
 
 
 # ----------------------------------------------------------------------------------- bad input
@@ -437,20 +438,20 @@ SUITE_SIZES = {  # pairs, paradigms (SOURCES.md)
 def test_named_suites_read_the_shared_data(suite):
     if not os.path.isdir(SHARED_DATA):
         pytest.skip("../shared/data is absent")
-    name, files = ev.suite_files(suite, SHARED_DATA)
-    pairs = ev.read_pairs(files)
+    name, files = pair_files.suite_files(suite, SHARED_DATA)
+    pairs = pair_files.read_pairs(files)
     assert (len(pairs), len({p["paradigm"] for p in pairs})) == SUITE_SIZES[suite]
     assert not any(f.endswith("models_summary.jsonl.gz") for f in files)
     if suite == "blimp":
         assert {p["field"] for p in pairs} == {"syntax", "morphology", "semantics", "syntax_semantics"}
-        assert len(ev.read_pairs(files, fast=True)) == 67 * 200
+        assert len(pair_files.read_pairs(files, fast=True)) == 67 * 200
 
 
 # ------------------------------------------------------------- the definition and the fast path
 
 @pytest.mark.parametrize("bos", [True, False])
 def test_score_sentence_is_the_naive_fp64_loop_and_the_prefix_tree_path_gives_its_numbers(model, tiny_tokenizer, bos):
-    seqs, _, _ = ev.encode_pairs(ev.read_pairs([SMALL, SAME_TOKENS]), tiny_tokenizer, 64, bos=bos)
+    seqs, _, _ = ev.encode_pairs(pair_files.read_pairs([SMALL, SAME_TOKENS]), tiny_tokenizer, 64, bos=bos)
     defined = np.array([ev.score_sentence(model, s) for s in seqs])
     np.testing.assert_allclose(defined, [naive_score(model, s) for s in seqs], rtol=0, atol=1e-4)
     for batch_tokens, row_positions in ((7, 4), (2048, 128)):
@@ -464,7 +465,7 @@ def card_credits(model, tokenizer, path):
     """Model A's card, one sentence at a time: no special token, the first token not scored, a
     pair right only when the good sentence scores strictly higher."""
     credits = {}
-    for p in ev.read_pairs([path]):
+    for p in pair_files.read_pairs([path]):
         good = naive_score(model, tokenizer.encode(p["good"]))
         bad = naive_score(model, tokenizer.encode(p["bad"]))
         credits.setdefault(p["paradigm"], []).append(1.0 if good > bad else 0.0)
@@ -554,7 +555,7 @@ def test_babylm_predictions_score_like_the_babylm_pipeline(tmp_path, model, tiny
     """The file babylm/evaluation-pipeline-2025 collates: {"blimp": {UID: {"predictions": [{"id",
     "pred"}]}}, "blimp_supplement": ...}. Its scorer zips a UID's predictions with the lines of
     UID.jsonl and counts pred == sentence_good; that must give our accuracies (no ties here)."""
-    small = ev.read_pairs([SMALL])
+    small = pair_files.read_pairs([SMALL])
     for uid in ("word_order", "agreement"):
         write_gz(str(tmp_path / "blimp_filtered" / f"{uid}.jsonl.gz"),
                  [{"sentence_good": p["good"], "sentence_bad": p["bad"], "UID": uid, "field": "syntax",
@@ -587,7 +588,7 @@ def test_babylm_predictions_give_a_tie_to_the_good_sentence(tmp_path, tiny_token
     ev.evaluate(model, tiny_tokenizer, SAME_TOKENS, babylm_predictions=out, progress=False)
     with open(out, encoding="utf-8") as f:
         preds = json.load(f)["pairs_same_tokens"]                       # other suites keep their names
-    good = [p["good"] for p in ev.read_pairs([SAME_TOKENS])]
+    good = [p["good"] for p in pair_files.read_pairs([SAME_TOKENS])]
     assert [p["pred"] for entry in preds.values() for p in entry["predictions"]] == good
 
 
@@ -615,7 +616,7 @@ def test_csv_and_tsv_with_each_recognised_header(tmp_path, good, bad, ending):
     delimiter = "\t" if ".tsv" in ending else ","
     path = write_table(tmp_path / f"agreement{ending}", ["label", good, bad],
                        [["1", g, b] for g, b in THREE_PAIRS], delimiter)
-    pairs = ev.read_pairs([path])
+    pairs = pair_files.read_pairs([path])
     assert [(p["good"], p["bad"]) for p in pairs] == THREE_PAIRS
     assert {p["paradigm"] for p in pairs} == {"agreement"}                # the file names the paradigm
     assert [p["line"] for p in pairs] == [2, 3, 4]
@@ -639,25 +640,25 @@ def test_a_paradigm_column_and_group_columns_and_a_folder_of_tables(tmp_path):
                 [["A", "syntax/semantics", "a b", "b a"], ["B", "syntax", "c d", "d c"]], ",")
     write_table(folder / "sub" / "two.tsv.gz", ["paradigm", "good", "bad"], [["C", "e f", "f e"]], "\t")
     write_table(folder / "three.tsv", ["good", "bad"], [["g h", "h g"]], "\t")
-    name, files = ev.suite_files(str(folder))
+    name, files = pair_files.suite_files(str(folder))
     assert name == "mine" and [os.path.relpath(f, folder) for f in files] == ["one.csv", "sub/two.tsv.gz", "three.tsv"]
-    pairs = ev.read_pairs(files)
+    pairs = pair_files.read_pairs(files)
     assert [p["paradigm"] for p in pairs] == ["A", "B", "C", "three"]
     assert [p.get("field") for p in pairs] == ["syntax_semantics", "syntax", None, None]
 
 
 def test_other_column_names_are_mapped_with_columns(tmp_path, model, tiny_tokenizer):
     path = write_table(tmp_path / "mine.csv", ["kind", "ok", "nope"], [["X", g, b] for g, b in THREE_PAIRS], ",")
-    columns = ev.parse_columns("good=ok,bad=nope,paradigm=kind")
+    columns = pair_files.parse_columns("good=ok,bad=nope,paradigm=kind")
     assert columns == {"good": "ok", "bad": "nope", "paradigm": "kind"}
-    pairs = ev.read_pairs([path], columns=columns)
+    pairs = pair_files.read_pairs([path], columns=columns)
     assert [(p["good"], p["bad"], p["paradigm"]) for p in pairs] == [(g, b, "X") for g, b in THREE_PAIRS]
     jsonl = write(tmp_path, [json.dumps({"ok": g, "nope": b}) for g, b in THREE_PAIRS], "mine2.jsonl")
-    assert [(p["good"], p["bad"]) for p in ev.read_pairs([jsonl], columns=columns)] == THREE_PAIRS
+    assert [(p["good"], p["bad"]) for p in pair_files.read_pairs([jsonl], columns=columns)] == THREE_PAIRS
     r = ev.evaluate(model, tiny_tokenizer, [path], columns=columns, progress=False)["suites"]["mine"]
     assert list(r["paradigms"]) == ["X"] and r["total"]["n"] == 3
     with pytest.raises(SystemExit, match=r"^--columns good=ok,sad=nope: 'sad=nope' is not ROLE=NAME"):
-        ev.parse_columns("good=ok,sad=nope")
+        pair_files.parse_columns("good=ok,sad=nope")
 
 
 @pytest.mark.parametrize("name,text,message", [
@@ -687,11 +688,11 @@ def test_a_bad_csv_or_tsv_line_stops_with_one_line_naming_file_and_line(tmp_path
 def test_a_mapped_column_that_is_absent_and_an_undecodable_file_are_one_line_errors(tmp_path):
     path = write_table(tmp_path / "t.csv", ["good", "bad"], [["a", "b"]], ",")
     with pytest.raises(SystemExit, match=r"t.csv:1: no column 'ok' \(--columns good=ok\); the header has good, bad$"):
-        ev.read_pairs([path], columns={"good": "ok"})
+        pair_files.read_pairs([path], columns={"good": "ok"})
     binary = tmp_path / "latin1.csv"
     binary.write_bytes("good,bad\ncaf\xe9,b\n".encode("latin-1"))
     with pytest.raises(SystemExit, match=r"latin1.csv: not a readable UTF-8 CSV/TSV file \(UnicodeDecodeError"):
-        ev.read_pairs([str(binary)])
+        pair_files.read_pairs([str(binary)])
 
 
 # ------------------------------------------------------------------------------- small fixes
