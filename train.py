@@ -129,10 +129,7 @@ def main(argv):
     model_cfg, cfg, mix_cfg, explicit = read_config(argv)
     ranks = distributed.start(cfg.device, cfg.ddp_timeout)
     ranks.checkpoint_path = os.path.join(cfg.out_dir, CHECKPOINT_FILE)
-    if cfg.keep_global_batch and ranks.world_size > 1:
-        if cfg.grad_accum % ranks.world_size:
-            raise SystemExit(f"config: grad_accum={cfg.grad_accum} is not divisible by the world size {ranks.world_size}")
-        cfg.grad_accum //= ranks.world_size
+    share_accumulation(cfg, ranks.world_size)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     dtype, autocast = choose_precision(cfg.dtype, ranks.device_type)
 
@@ -150,11 +147,7 @@ def main(argv):
     resolved = {**dataclasses.asdict(model_cfg), **dataclasses.asdict(cfg), **dataclasses.asdict(mix_cfg),
                 "max_iters_resolved": max_iters, "world_size": ranks.world_size, "dtype_resolved": dtype,
                 "device_resolved": ranks.device}
-    if progress.iter_num >= min(max_iters, cfg.stop_iter or max_iters):
-        if ranks.master:
-            print(f"{ranks.checkpoint_path}: already at iteration {progress.iter_num} (the run stops at "
-                  f"{min(max_iters, cfg.stop_iter or max_iters)}); nothing to do")
-        ranks.finish()
+    if nothing_left(progress.iter_num, min(max_iters, cfg.stop_iter or max_iters), ranks):
         return 0
     log = open_run_folder(cfg, resolved, ranks, progress.iter_num)
     if ranks.master:
@@ -303,6 +296,25 @@ def read_config(argv):
         raise SystemExit("config: align_windows and samples='lines' apply to the plain batch sources; the mixer draws "
                          "its own windows")
     return model_cfg, cfg, mix_cfg, explicit
+
+
+def share_accumulation(cfg, world_size: int):
+    """keep_global_batch: under DDP each rank does grad_accum / world_size micro-steps, so that a step
+    sees the same tokens on any number of ranks."""
+    if cfg.keep_global_batch and world_size > 1:
+        if cfg.grad_accum % world_size:
+            raise SystemExit(f"config: grad_accum={cfg.grad_accum} is not divisible by the world size {world_size}")
+        cfg.grad_accum //= world_size
+
+
+def nothing_left(iter_num: int, last: int, ranks) -> bool:
+    """A resumed run already at (or past) its last iteration or stop_iter: say so and leave."""
+    if iter_num < last:
+        return False
+    if ranks.master:
+        print(f"{ranks.checkpoint_path}: already at iteration {iter_num} (the run stops at {last}); nothing to do")
+    ranks.finish()
+    return True
 
 
 def choose_precision(dtype: str, device_type: str):
