@@ -142,6 +142,9 @@ class TokenWindows:
     def train_tokens(self):
         return self.n_windows * self.T
 
+    def samples_per_epoch(self):
+        return self.n_windows
+
     def update(self, step, val_losses):
         return None  # a fixed mixture: nothing to learn from the held-out losses
 
@@ -220,8 +223,11 @@ class LineSamples:
         return np.asarray(self.bins[self.lang[p]][start:start + int(self.length[p])], dtype=np.int64)
 
     def train_tokens(self):
-        """Input tokens of one epoch (what `epochs` counts)."""
+        """Input tokens of one epoch."""
         return int((self.length - 1).sum())
+
+    def samples_per_epoch(self):
+        return self.n_pieces
 
     def update(self, step, val_losses):
         return None

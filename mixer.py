@@ -497,6 +497,10 @@ class Mixer:
         """Unique training tokens under the budget, all languages (train.py's `epochs` counts these)."""
         return sum(self.unique.values())
 
+    def samples_per_epoch(self) -> float:
+        """Windows in one pass over the unique tokens (train.py's `epochs` counts these passes)."""
+        return self.train_tokens() / self.T
+
     # -- learning ------------------------------------------------------------------------------
 
     def update(self, step: int, val_losses: dict) -> dict:

@@ -136,7 +136,7 @@ def main(argv):
     meta, tokenizer, batches, heldout = open_data(cfg, model_cfg, mix_cfg, explicit, ranks)
     words_per_token = words_per_token_of(meta)
     tokens_per_iter = cfg.batch_size * cfg.block_size * cfg.grad_accum * ranks.world_size
-    max_iters = count_iterations(cfg, batches.train_tokens(), tokens_per_iter)
+    max_iters = count_iterations(cfg, batches, cfg.batch_size * cfg.grad_accum * ranks.world_size)
     model, optimizer, scaler, progress = build_model(cfg, model_cfg, batches, ranks, dtype)
     raw_model = model  # its state_dict has no "_orig_mod." or "module." prefixes
     if cfg.compile:
@@ -151,7 +151,9 @@ def main(argv):
         return 0
     log = open_run_folder(cfg, resolved, ranks, progress.iter_num)
     if ranks.master:
-        print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters; {tokens_per_iter:,} tokens per iteration; "
+        per_iter = (f"{cfg.batch_size * cfg.grad_accum * ranks.world_size} pieces of at most {cfg.block_size} tokens"
+                    if cfg.samples == "lines" else f"{tokens_per_iter:,} tokens")
+        print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters; {per_iter} per iteration; "
               f"{max_iters} iterations on {ranks.device} ({dtype})")
 
     def save(path=ranks.checkpoint_path, resumable=True):
@@ -367,12 +369,15 @@ def words_per_token_of(meta) -> dict:
     return ratio
 
 
-def count_iterations(cfg, train_tokens: int, tokens_per_iter: int) -> int:
+def count_iterations(cfg, batches, samples_per_iter: int) -> int:
+    """The run length in iterations. An epoch is one pass over the batch source's samples (windows
+    or pieces); max_tokens counts input tokens, at the source's mean tokens per sample."""
     if cfg.max_iters is not None:
         return cfg.max_iters
     if cfg.max_tokens is not None:
-        return math.ceil(cfg.max_tokens / tokens_per_iter)
-    return math.ceil(cfg.epochs * train_tokens / tokens_per_iter)
+        tokens_per_sample = batches.train_tokens() / batches.samples_per_epoch()
+        return math.ceil(cfg.max_tokens / (samples_per_iter * tokens_per_sample))
+    return math.ceil(cfg.epochs * batches.samples_per_epoch() / samples_per_iter)
 
 
 def build_model(cfg, model_cfg, batches, ranks, dtype):

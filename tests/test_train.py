@@ -506,5 +506,8 @@ def test_a_line_samples_run_learns_resumes_bit_for_bit_and_counts_real_tokens(ti
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     meta = data.read_meta(tiny_data)
     source = data.LineSamples(tiny_data, meta, batch_size=4, block_size=16, grad_accum=2, seed=1337)
+    epochs = str(tmp_path / "epochs")
+    assert run_train(tiny_data, epochs, "--samples=lines", "--block_size=16", "--epochs=2", "--stop_iter=1") == 0
+    assert json.load(open(os.path.join(epochs, "config.json")))["max_iters_resolved"] == -(-2 * source.n_pieces // 8)
     real = sum(int(source.length[p]) - 1 for s in range(8) for m in range(2) for p in source.pieces_of(s, m, 0))
     assert a[-1]["tokens"] == real < 8 * 4 * 2 * 15                             # not the padded positions
