@@ -83,7 +83,25 @@ def open_bin(data_dir, meta, lang, split):
     return tokens
 
 
-class TokenWindows:
+class FixedMixture:
+    """What the training loop asks of a batch source besides batches (mixer.Mixer answers each):
+    a fixed mixture has nothing to learn from held-out losses, nothing to report, and no state to
+    save, since every batch is a function of (seed, step, micro_step, rank)."""
+
+    def update(self, step, val_losses):
+        return None
+
+    def summary(self):
+        return None
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+class TokenWindows(FixedMixture):
     """The plain batch source: every language's train.bin cut into windows of block_size + 1
     tokens, visited in a fresh random order each epoch, so "5 epochs" means each window is seen
     exactly 5 times. Sample i of the run is a pure function of (seed, i), and i is fixed by
@@ -145,20 +163,9 @@ class TokenWindows:
     def samples_per_epoch(self):
         return self.n_windows
 
-    def update(self, step, val_losses):
-        return None  # a fixed mixture: nothing to learn from the held-out losses
-
-    def summary(self):
-        return None  # what a mixer reports in the model card; a fixed mixture has nothing to add
-
-    def state_dict(self):
-        return {}  # everything is a function of (seed, step): no state to keep
-
-    def load_state_dict(self, state):
-        pass
 
 
-class LineSamples:
+class LineSamples(FixedMixture):
     """The Model A card's batches: one document is one sample. Each document of train.bin (the
     tokens after a BOS, up to the next; with the BOS itself when bos_input) is cut into pieces of
     at most block_size tokens, the overflow of a long document becoming further pieces; a piece of
@@ -229,17 +236,6 @@ class LineSamples:
     def samples_per_epoch(self):
         return self.n_pieces
 
-    def update(self, step, val_losses):
-        return None
-
-    def summary(self):
-        return None
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 def document_pieces(tokens, bos_id: int, block_size: int, bos_input: bool):
@@ -248,12 +244,15 @@ def document_pieces(tokens, bos_id: int, block_size: int, bos_input: bool):
     (nothing to predict) are left out."""
     bos = np.flatnonzero(np.asarray(tokens) == bos_id)
     if len(bos) == 0 or bos[0] != 0:
-        raise SystemExit("a token bin must start with BOS (tokenize_data.py writes [BOS d1 BOS d2 ...])")
+        raise SystemExit(f"{getattr(tokens, 'filename', 'a token bin')}: does not start with BOS "
+                         f"(tokenize_data.py writes [BOS d1 BOS d2 ...])")
     doc_start = bos if bos_input else bos + 1
     doc_end = np.append(bos[1:], len(tokens))
     doc_len = np.maximum(doc_end - doc_start, 0)
-    n_pieces = -(-doc_len // block_size)                          # ceil
-    starts = np.repeat(doc_start, n_pieces) + block_size * (np.arange(n_pieces.sum()) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces))
+    n_pieces = -(-doc_len // block_size)                                   # ceil(doc_len / block_size)
+    first_piece = np.cumsum(n_pieces) - n_pieces                           # of each document
+    k = np.arange(n_pieces.sum()) - np.repeat(first_piece, n_pieces)       # each piece's number in its document
+    starts = np.repeat(doc_start, n_pieces) + k * block_size
     lengths = np.minimum(np.repeat(doc_end, n_pieces) - starts, block_size)
     keep = lengths >= 2
     return starts[keep].astype(np.int64), lengths[keep].astype(np.int64)
