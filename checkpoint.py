@@ -142,14 +142,20 @@ def load_checkpoint(path: str, device="cpu"):
         weights = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
     except Exception as e:
         raise SystemExit(f"{path}: damaged checkpoint ({type(e).__name__}: {str(e)[:120]})")
+    return model_from_weights(cfg, weights, path, "the stored model_config").to(device), info
+
+
+def model_from_weights(cfg: ModelConfig, weights: dict, path: str, config_name: str) -> Transformer:
+    """Our Transformer with these weights (a tied output matrix may be left out); one line naming
+    the file when they do not fit the config."""
     if cfg.tie_embeddings and "tok_embeddings.weight" in weights:
         weights["output.weight"] = weights["tok_embeddings.weight"]
     model = Transformer(cfg)
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
-        raise SystemExit(f"{path}: weights do not fit the stored model_config: {str(e).splitlines()[0]}")
-    return model.to(device), info
+        raise SystemExit(f"{path}: weights do not fit {config_name}: {str(e).splitlines()[0]}")
+    return model
 
 
 def load_train_state(path: str, device="cpu") -> dict:

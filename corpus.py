@@ -10,9 +10,11 @@ What a corpus is, and which of its documents a budget takes: steps 1-3 of tokeni
 A corpus is a folder with one sub-folder per language (en/ nl/ zh/, or eng/ nld/ zho/), each holding
 UTF-8 text files (.txt, .train, .dev, optionally .gz), one document per line. Every file is a "source".
 
-  1. scan      read every line once and keep a few numbers per document (bytes, words, a hash of the text);
-               bad UTF-8, CRLF, empty and huge lines are reported.
-  2. hold out  a document goes to validation when the hash of its text falls below val_fraction.
+  1. scan      read every line once and keep a few numbers per document (bytes, words, a hash of its
+               key: the text as the tokenizer normalizes it, whitespace runs made one space); bad UTF-8,
+               CRLF, empty and huge lines are reported; documents that hold an evaluation sentence found.
+  2. hold out  a document goes to validation when the hash of its key falls below val_fraction, so exact
+               duplicates, in one source or several, land on the same side.
   3. select    the training documents within a budget: at random, or round-robin over the sources.
 
 Budgets may be in English-equivalent bytes: a language's bytes divided by its byte premium
@@ -23,15 +25,17 @@ file is read.
 
 import array
 import csv
+import glob
 import gzip
 import hashlib
 import heapq
+import json
 import math
 import os
 import re
 import zlib
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -105,17 +109,21 @@ class Source:
     rel: str    # "en/ud_ewt.txt.gz", as stored in meta.json
 
 
-def find_sources(corpus: str, languages: Optional[list] = None, sources: Optional[list] = None) -> dict:
+def find_sources(corpus: str, languages: Optional[list] = None, sources: Optional[list] = None,
+                 skip: tuple = ()) -> dict:
     """{lang: [Source, ...]} from the corpus folder's language sub-folders, files sorted by name.
     languages: ISO 639-3 codes to read (None: every language folder); sources: file names without
-    .txt/.gz to keep (None: all)."""
+    .txt/.gz to keep (None: all); skip: files beside the language folders that are not a mistake
+    (the validation file of --val-file)."""
+    skip = {os.path.abspath(f) for f in skip}
     if not os.path.isdir(corpus):
         raise SystemExit(f"{corpus}: no such folder (expected a corpus folder with en/ nl/ zh/ sub-folders)")
     found = {}
     for entry in sorted(os.listdir(corpus)):
         path = os.path.join(corpus, entry)
         if not os.path.isdir(path):
-            if entry.endswith(tuple(s + z for s in TEXT_SUFFIXES for z in ("", ".gz"))):
+            text_file = entry.endswith(tuple(s + z for s in TEXT_SUFFIXES for z in ("", ".gz")))
+            if text_file and os.path.abspath(path) not in skip:
                 raise SystemExit(f"{path}: text files go in a language sub-folder (en/, nl/, zh/ ...)")
             continue  # a README, SOURCES.md ...
         lang = LANGUAGE_FOLDERS.get(entry)
@@ -195,17 +203,42 @@ class Docs:
     sources: list
     src: np.ndarray     # (N,) index into sources
     line: np.ndarray    # (N,) line number in its file, from 1
-    nbytes: np.ndarray  # (N,) UTF-8 bytes of the text (line end excluded)
+    nbytes: np.ndarray  # (N,) UTF-8 bytes of the text (line end excluded; after convert)
     nwords: np.ndarray  # (N,) words (count_words)
-    hash: np.ndarray    # (N,) uint64 hash of the text: decides the validation split and the sampling order
+    hash: np.ndarray    # (N,) uint64 hash of the key (document_key): the split, duplicates, the sampling order
     skipped: dict       # {"empty": n, "bad_utf8": n}
+    convert: Optional[Callable] = None  # applied to every line's text as it is read (--zh-script)
+    eval_hits: dict = field(default_factory=dict)  # document index -> keys of the evaluation sentences it holds
 
 
-def scan(lang: str, sources: list, on_bad_utf8: str) -> Docs:
-    """Step 1: read every line once and keep its size, words and hash. Reports, per file, invalid UTF-8
-    (fail, or skip with a count), CRLF line ends (the CR is dropped), blank lines (skipped), huge lines."""
+def document_key(text: str, normalize: Optional[Callable] = None) -> str:
+    """What makes two documents the same: the text as the tokenizer normalizes it, every run of whitespace
+    one space, none at the ends."""
+    return " ".join((normalize(text) if normalize else text).split())
+
+
+# where a sentence ends inside a document: after . ! ? and a space, or after a Chinese full stop, ! or ?
+SENTENCE_BREAK = re.compile(r"(?<=[.!?]) |(?<=[。！？]) ?")
+INNER_END = re.compile(r"[.!?。！？].")  # a sentence end with text after it: the cheap test first
+
+
+def sentences_of(key: str) -> list:
+    """The key itself, and its sentences when it holds several (split at SENTENCE_BREAK)."""
+    if not INNER_END.search(key):
+        return [key]
+    return [key] + [s for s in SENTENCE_BREAK.split(key) if s]
+
+
+def scan(lang: str, sources: list, on_bad_utf8: str, convert: Optional[Callable] = None,
+         normalize: Optional[Callable] = None, eval_keys: Optional[dict] = None) -> Docs:
+    """Step 1: read every line once and keep its size, words and the hash of its key. Reports, per file,
+    invalid UTF-8 (fail, or skip with a count), CRLF line ends (the CR is dropped), blank lines (skipped),
+    huge lines. convert changes each text first (the Chinese script); normalize is the tokenizer's
+    normalizer (part of the key); eval_keys, keys of evaluation sentences: which documents hold one, or
+    whose sentences are one (sentences_of), goes to Docs.eval_hits."""
     src, line, nbytes, nwords, hashes = (array.array(t) for t in "hiiiQ")  # int16, int32 x3, uint64: 22 B/doc
     skipped = {"empty": 0, "bad_utf8": 0}
+    eval_hits = {}
     for s_index, source in enumerate(sources):
         n_docs, bad, crlf, empty, first_bad, long_lines = 0, 0, 0, 0, 0, []
         for n, raw, had_cr in read_lines(source.path):
@@ -224,13 +257,22 @@ def scan(lang: str, sources: list, on_bad_utf8: str) -> Docs:
             if not text.strip():
                 empty += 1
                 continue
+            if convert is not None:
+                text = convert(text)
+                raw = text.encode("utf-8")
             if len(raw) > LONG_LINE_BYTES:
                 long_lines.append((n, len(raw)))
+            key = document_key(text, normalize)
+            if eval_keys:
+                hits = [k for k in sentences_of(key) if k in eval_keys]
+                if hits:
+                    eval_hits[len(src)] = hits
             src.append(s_index)
             line.append(n)
             nbytes.append(len(raw))
             nwords.append(count_words(text, lang))
-            hashes.append(int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little"))
+            hashes.append(int.from_bytes(hashlib.blake2b(raw if key == text else key.encode("utf-8"),
+                                                         digest_size=8).digest(), "little"))
             n_docs += 1
         if bad:
             print(f"{source.path}: skipped {bad} line(s) with invalid UTF-8 (first: line {first_bad})")
@@ -242,8 +284,8 @@ def scan(lang: str, sources: list, on_bad_utf8: str) -> Docs:
             print(f"{source.path}: no text (empty or only blank lines); skipped")
         skipped["empty"] += empty
         skipped["bad_utf8"] += bad
-    columns = (np.frombuffer(a, dtype=a.typecode).copy() for a in (src, line, nbytes, nwords, hashes))
-    docs = Docs(lang, sources, *columns, skipped)
+    columns = (np.frombuffer(a, dtype=a.typecode) for a in (src, line, nbytes, nwords, hashes))  # no copy: memory
+    docs = Docs(lang, sources, *columns, skipped, convert, eval_hits)
     if len(docs.src) == 0:
         raise SystemExit(f"{os.path.dirname(sources[0].path)}: no text in any of its {len(sources)} file(s)")
     return docs
@@ -252,19 +294,102 @@ def scan(lang: str, sources: list, on_bad_utf8: str) -> Docs:
 def iter_texts(docs: Docs, wanted: np.ndarray):
     """Yield (document index, text) for the documents where wanted is True, in file order, reading the files
     again (streaming). The lines were checked by scan(), so they decode."""
+    block = 1 << 16  # documents whose numbers are Python ints at a time (fast to compare, 36 bytes each)
     for s_index, source in enumerate(docs.sources):
         index = np.flatnonzero(wanted & (docs.src == s_index))
-        if len(index) == 0:
+        todo = ((i, n) for at in range(0, len(index), block)
+                for i, n in zip(index[at:at + block].tolist(), docs.line[index[at:at + block]].tolist()))
+        doc, want = next(todo, (None, None))
+        if doc is None:
             continue
-        lines = docs.line[index]
-        k = 0
         for n, raw, _ in read_lines(source.path):
-            if n == lines[k]:
+            if n == want:
                 text = raw.decode("utf-8")
-                yield int(index[k]), text[1:] if n == 1 and text.startswith("\ufeff") else text
-                k += 1
-                if k == len(index):
+                text = text[1:] if n == 1 and text.startswith("\ufeff") else text
+                yield doc, docs.convert(text) if docs.convert is not None else text
+                doc, want = next(todo, (None, None))
+                if doc is None:
                     break
+
+
+def first_copies(docs: Docs) -> np.ndarray:
+    """(N,) bool: True for the first document of each distinct key (file order)."""
+    first = np.zeros(len(docs.hash), bool)
+    first[np.unique(docs.hash, return_index=True)[1]] = True
+    return first
+
+
+def duplicates(docs: Docs, train: np.ndarray, val: np.ndarray) -> dict:
+    """Exact duplicates, by key: documents that repeat an earlier one, the texts that occur more than once,
+    those found in more than one source, and the training documents whose text is also in validation
+    (none, unless validation is a file of its own). Temporaries are freed as soon as they are used: on a
+    large corpus these per-document arrays are what sets the peak memory."""
+    order = np.lexsort((docs.src, docs.hash))        # by text, then by source
+    h = docs.hash[order]
+    first = np.ones(len(h), bool)                     # the first document of each distinct text
+    np.not_equal(h[1:], h[:-1], out=first[1:])
+    del h
+    s = docs.src[order]
+    del order
+    new_source = first.copy()                         # ... or the first of its text in another source
+    new_source[1:] |= s[1:] != s[:-1]
+    del s
+    text = np.cumsum(first) - 1                       # each document's text, numbered
+    per_text = np.bincount(text)
+    sources_per_text = np.bincount(text[new_source])
+    return {"repeated_documents": int((~first).sum()), "repeated_texts": int((per_text > 1).sum()),
+            "texts_in_several_sources": int((sources_per_text > 1).sum()),
+            "training_documents_in_validation": in_validation(docs, train, val)}
+
+
+def in_validation(docs: Docs, train: np.ndarray, val: np.ndarray, block: int = 1 << 20) -> int:
+    """How many training documents have the key of a validation document (by binary search in the sorted
+    validation keys, a block of training documents at a time)."""
+    held = np.sort(docs.hash[val])
+    if len(held) == 0:
+        return 0
+    index, found = np.flatnonzero(train), 0
+    for start in range(0, len(index), block):
+        keys = docs.hash[index[start:start + block]]
+        found += int((held[np.minimum(np.searchsorted(held, keys), len(held) - 1)] == keys).sum())
+    return found
+
+
+# -----------------------------------------------------------------------------
+# Evaluation sentences
+
+
+EVAL_SUITES = {"eng": ("blimp", "blimp_supplement"), "nld": ("blimp_nl",), "zho": ("zhoblimp", "sling")}
+_EVAL_CACHE = {}
+
+
+def eval_sentence_keys(data_root: str, lang: str, key: Callable) -> Optional[dict]:
+    """{key of an evaluation sentence: the suites it is in} for a language's minimal-pair suites (EVAL_SUITES:
+    their JSONL files as pairs.py names them, both sentences of every pair; a suite whose files are not there
+    is left out), or None when none is there. The sentences of a suite are read once per process."""
+    from pairs import NOT_PAIRS, SUITES
+    keys = {}
+    for suite in EVAL_SUITES.get(lang, ()):
+        files = sorted(f for f in glob.glob(os.path.join(data_root, SUITES[suite]))
+                       if os.path.basename(f) not in NOT_PAIRS)
+        cache = (os.path.abspath(data_root), suite)
+        if cache not in _EVAL_CACHE:
+            sentences = set()
+            for path in files:
+                with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
+                    for n, line in enumerate(f, 1):
+                        if not line.strip():
+                            continue
+                        try:
+                            pair = json.loads(line)
+                            sentences.update((pair["sentence_good"], pair["sentence_bad"]))
+                        except (ValueError, KeyError, TypeError) as e:
+                            raise SystemExit(f"{path}:{n}: not a minimal pair with sentence_good and sentence_bad "
+                                             f"({type(e).__name__}: {str(e)[:80]})")
+            _EVAL_CACHE[cache] = sorted(sentences)
+        for sentence in _EVAL_CACHE[cache]:
+            keys.setdefault(key(sentence), set()).add(suite)
+    return keys or None
 
 
 # -----------------------------------------------------------------------------
@@ -274,29 +399,33 @@ def iter_texts(docs: Docs, wanted: np.ndarray):
 def mix64(x: np.ndarray, seed: int) -> np.ndarray:
     """A keyed 64-bit hash of x: the splitmix64 finalizer (Steele, Lea & Flood 2014) of x + seed·φ.
     Turns the text hashes into an independent random order for each seed."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+    with np.errstate(over="ignore"):  # in place: one temporary at a time on a large corpus
+        z = x.astype(np.uint64)
+        z += np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+        return z
 
 
 def hold_out(docs: Docs, val_fraction: float, val_docs: Optional[int] = None, val_seed: int = 0) -> np.ndarray:
     """Step 2: the validation documents (a boolean mask). A document is held out when its keyed text hash,
     read as a number in [0, 1), is below val_fraction (or is among the val_docs smallest), so the split depends
     only on the text: not on the budget, the training seed, or which other files are present. Duplicates of a
-    held-out line are held out too, so none of them leaks into training."""
+    held-out document (the same key: see document_key) are held out too, so none of them leaks into training;
+    so --val-docs may hold out a few more than asked."""
     key = mix64(docs.hash, val_seed)
     n = len(key)
     if val_docs is not None:
         if val_docs >= n:
             raise SystemExit(f"{docs.lang}: --val-docs {val_docs} but only {n} documents")
-        val = np.zeros(n, bool)
-        val[np.argsort(key, kind="stable")[:val_docs]] = True
+        val = key <= np.sort(key)[val_docs - 1]  # the val_docs smallest, and any copies of the last one
     else:
         val = key < np.uint64(int(val_fraction * 2.0**64))  # key / 2^64 < val_fraction
-        if val_fraction > 0 and not val.any() and n > 1:  # a small language still gets one
-            val[np.argmin(key)] = True
+        if val_fraction > 0 and not val.any() and n > 1:  # a small language still gets one (and its copies)
+            val = key == key.min()
     if val.all():
         raise SystemExit(f"{docs.lang}: no training documents left after holding out {int(val.sum())} for validation")
     return val

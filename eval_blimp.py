@@ -38,7 +38,8 @@ No EOS, no length normalisation in either. A pair is right when score(good) > sc
 everything alike look better than chance; the ties column shows how many there were.) log p is
 computed in fp32 (and summed in fp64) even when the forward pass runs in bf16. --leading-space
 scores " " + sentence as lm-eval's BLiMP task does (its target delimiter); --no-bos drops BOS
-from the "ours" protocol, for a model trained without BOS.
+from the "ours" protocol; a model whose tokenizer was trained without BOS (bos_input False, the
+card's) is scored without it under either protocol.
 
 Speed: score_sequences gives score_sentence's numbers, faster. All 2N sentences (N pairs;
 duplicates once) are laid out as prefix trees, so that a prefix several sentences share
@@ -431,7 +432,8 @@ def evaluate(model, tokenizer, suites="blimp", *, data_root: str = DEFAULT_DATA_
     if protocol not in PROTOCOLS:
         raise SystemExit(f"--protocol {protocol}: use one of {', '.join(PROTOCOLS)}")
     rules = PROTOCOLS[protocol]
-    bos = rules.bos if bos is None else bos
+    if bos is None:  # the protocol's choice, but never a BOS the model was trained without
+        bos = rules.bos and tokenizer.bos_input
     device = next(model.parameters()).device
     dtype = resolve_dtype(dtype, device)
     batch_tokens = batch_tokens or default_batch_tokens(device)
@@ -531,6 +533,9 @@ def main(argv=None):
     if args.batch_tokens is not None and args.batch_tokens < 1:
         raise SystemExit(f"--batch-tokens {args.batch_tokens}: must be at least 1")
     columns = parse_columns(args.columns) if args.columns else None
+    for flag, path in (("--out", args.out), ("--predictions", args.predictions),
+                       ("--babylm-predictions", args.babylm_predictions)):
+        check_writable(flag, path)  # before minutes of scoring, not after
 
     from checkpoint import load_model
     model, tokenizer = load_model(args.model, args.device, args.tokenizer)
@@ -558,6 +563,20 @@ def main(argv=None):
         write_json(args.out, result, indent=1, ensure_ascii=False)
         print(f"wrote {args.out}")
     return result
+
+
+def check_writable(flag: str, path: str):
+    """One line now, rather than a traceback after the scoring, for an output path that cannot be
+    a file: an existing folder, or a path through a file."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise SystemExit(f"{flag} {path}: is a folder; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise SystemExit(f"{flag} {path}: {parent} is a file, not a folder")
 
 
 if __name__ == "__main__":

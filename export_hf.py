@@ -20,7 +20,9 @@ What it holds:
                            Transformers 4.51.3 (the BabyLM 2025 pipeline's pin) and 5.x
   generation_config.json   bos / eos / pad ids
   tokenizer.json, tokenizer_config.json, special_tokens_map.json
-                           our ByteLevel BPE as a PreTrainedTokenizerFast that adds BOS (see below)
+                           the tokenizer as a PreTrainedTokenizerFast that adds BOS (see below): our
+                           ByteLevel BPE as it is; a SentencePiece or tiktoken vocabulary converted
+                           (spm_tokenizer_json, tiktoken_tokenizer_json), its own file beside it
   README.md                a model card in the shape of the BabyLM cards (model_card.py)
   eval_results.json        the --eval file, when given
 
@@ -29,7 +31,8 @@ log p(token | <s>, earlier tokens): the first word is scored given BOS. So that 
 pipeline and lm-eval, which score what AutoTokenizer returns, see the same ids, the exported
 tokenizer.json gets a TemplateProcessing post-processor "<s> $A": tokenizer(text) gives
 [0] + our ids (add_special_tokens=False gives our ids alone). split_special_tokens is on, as in
-our tokenizer, so a literal "<s>" in a text is text, not BOS.
+our tokenizer, so a literal "<s>" in a text is text, not BOS. A tokenizer made without BOS input
+(the Model A card's) gets "$A" instead: tokenizer(text) gives our ids alone, as training read them.
 
 --all RUN_DIR OUT builds one git repository in OUT: every milestone checkpoint
 RUN_DIR/checkpoints/chck_{N}M.safetensors (train.py writes them when 1M..10M, 20M..100M, 200M..1000M words
@@ -58,9 +61,10 @@ import shutil
 import subprocess
 
 from atomic import staged_folder
-from checkpoint import CHECKPOINT_FILE, load_checkpoint, read_info
+from checkpoint import CHECKPOINT_FILE, load_checkpoint, model_from_weights, read_info
 from model import DTYPES, ModelConfig, Transformer
 from model_card import LICENSE, model_card, seen_counts
+from hf_tokenizer import load_hf_tokenizer, tokenizer_files
 from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -142,52 +146,6 @@ def hf_config(cfg: ModelConfig, tokenizer: Tokenizer, dtype: str) -> dict:
     }
 
 
-def bos_template(bos_id: int) -> dict:
-    """tokenizers' TemplateProcessing "<s> $A" (and "<s> $A <s> $B" for pairs), as JSON: the one
-    Transformers builds for add_bos_token=True. Transformers 4.x and 5.x both apply tokenizer.json's
-    post-processor as it is (5.x ignores add_bos_token when there is a tokenizer.json), so this is
-    what puts BOS first; add_bos_token in tokenizer_config.json only documents it."""
-    return {"type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                     {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
-            "special_tokens": {"<s>": {"id": "<s>", "ids": [bos_id], "tokens": ["<s>"]}}}
-
-
-def tokenizer_files(tokenizer: Tokenizer, max_seq_len: int) -> dict:
-    """{file name: text} for tokenizer.json, tokenizer_config.json and special_tokens_map.json."""
-    if tokenizer.backend != "bpe":
-        raise SystemExit(f"tokenizer backend {tokenizer.backend!r} cannot be exported to Transformers "
-                         f"(only 'bpe', whose file is a tokenizer.json, can)")
-    if tokenizer.bos_id is None or tokenizer.eos_id is None:
-        raise SystemExit("tokenizer has no <s> / </s> special tokens; cannot export it")
-    tok = json.loads(tokenizer.blob.decode("utf-8"))
-    old = tok.get("post_processor")  # None, or e.g. ByteLevel (offset trimming): keep it, then add BOS
-    if old is not None and old.get("type") == "TemplateProcessing":
-        # tokenize_data.py's own "<s> $A": ours replaces it (tokenizers runs a Sequence of two templates
-        # as <s> <s> <s> $A, and panics on a pair); our encode never applied it
-        old = None
-    template = bos_template(tokenizer.bos_id)
-    tok["post_processor"] = template if old is None else {"type": "Sequence", "processors": [old, template]}
-    specials = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>" if tokenizer.pad_id is not None else None}
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",  # never LlamaTokenizer: that is a SentencePiece model
-        **specials,
-        "add_bos_token": True,
-        "add_eos_token": False,
-        "split_special_tokens": True,  # as our encode: a literal "<s>" in a text is text
-        "clean_up_tokenization_spaces": False,  # so that decode(encode(t)) == t
-        "model_max_length": max_seq_len,
-        "padding_side": "right",
-        # LLaMA takes no token_type_ids; without this, 4.x's PreTrainedTokenizerFast returns them and
-        # model.generate(**tok(text, return_tensors="pt")) raises
-        "model_input_names": ["input_ids", "attention_mask"],
-    }
-    return {"tokenizer.json": json.dumps(tok, ensure_ascii=False, indent=2),
-            "tokenizer_config.json": json.dumps(config, indent=2),
-            "special_tokens_map.json": json.dumps({k: v for k, v in specials.items() if v is not None}, indent=2)}
-
-
 def hf_state_dict(model: Transformer, dtype: str) -> dict:
     """Our state dict under Transformers' names, in dtype, contiguous, on the CPU."""
     out = {}
@@ -215,6 +173,10 @@ def write_folder(model: Transformer, tokenizer: Tokenizer, folder: str, dtype: s
         files["eval_results.json"] = json.dumps(card_info["eval"], indent=2)
     save_file(hf_state_dict(model, dtype), os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
     for name, text in files.items():
+        if isinstance(text, bytes):  # a tokenizer's own file, as it is
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(text)
+            continue
         with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
             f.write(text + "\n")
     for name in os.listdir(folder):  # safetensors writes 0600; an export is for sharing
@@ -271,10 +233,11 @@ def load_for_export(path: str):
     tk = ckpt.get("tokenizer")
     if not tk:
         raise SystemExit(f"{path}: the checkpoint holds no tokenizer, so there is nothing to export it with")
-    if tk.get("backend") != "bpe":
-        raise SystemExit(f"{path}: tokenizer backend {tk.get('backend')!r} cannot be exported to Transformers "
-                         f"(only 'bpe', whose file is a tokenizer.json, can)")
-    tokenizer = Tokenizer.from_dict(tk)
+    try:
+        tokenizer = Tokenizer.from_dict(tk)
+    except Exception as e:
+        raise SystemExit(f"{path}: the checkpoint's {tk.get('backend')} tokenizer is not readable "
+                         f"({type(e).__name__}: {str(e)[:120]})")
     info = {k: ckpt.get(k) for k in ("config", "data_meta", "mixer", "tokens_seen", "words_seen", "iter_num")}
     info["bos_id"] = tokenizer.bos_id
     return model, tokenizer, info
@@ -421,37 +384,7 @@ def load_hf(folder: str, device="cpu"):
                 sd[our_name(k)] = t.float()
             except KeyError:
                 raise SystemExit(f"{folder}/{name}: unexpected tensor {k!r} for a LLaMA of our design")
-    if cfg.tie_embeddings:
-        sd["output.weight"] = sd["tok_embeddings.weight"]
-    model = Transformer(cfg)
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise SystemExit(f"{folder}: weights do not fit config.json: {str(e).splitlines()[0]}")
-    return model.to(device), load_hf_tokenizer(folder)
-
-
-def load_hf_tokenizer(folder: str) -> Tokenizer:
-    """Our Tokenizer from the folder's tokenizer.json, with the BOS post-processor export added taken
-    off again (our encode never adds specials; the data's tokenizer did not have it)."""
-    path = os.path.join(folder, "tokenizer.json")
-    if not os.path.isfile(path):
-        raise SystemExit(f"{folder}: no tokenizer.json (only fast, tokenizers-library tokenizers are read)")
-    with open(path, encoding="utf-8") as f:
-        tok = json.load(f)
-    pp = tok.get("post_processor")
-    bos_id = next((a["id"] for a in tok.get("added_tokens", []) if a["content"] == "<s>"), None)
-    if bos_id is None:
-        raise SystemExit(f"{path}: no <s> token (our model needs <s> as BOS, </s> as EOS)")
-    ours = bos_template(bos_id)
-    if pp == ours:
-        tok["post_processor"] = None
-    elif pp and pp.get("type") == "Sequence" and len(pp["processors"]) == 2 and pp["processors"][1] == ours:
-        tok["post_processor"] = pp["processors"][0]
-    tokenizer = Tokenizer("bpe", json.dumps(tok, ensure_ascii=False, indent=2).encode("utf-8"))
-    if tokenizer.eos_id is None:
-        raise SystemExit(f"{path}: no </s> token (our model needs <s> as BOS, </s> as EOS)")
-    return tokenizer
+    return model_from_weights(cfg, sd, folder, "config.json").to(device), load_hf_tokenizer(folder)
 
 
 # -----------------------------------------------------------------------------

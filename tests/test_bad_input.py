@@ -146,6 +146,7 @@ CASES = [
     (eval_blimp.main, lambda w: [w["evil_export"], "--suite", w["pairs"]], "model.safetensors: not a readable safetensors"),
     (eval_blimp.main, lambda w: [w["ckpt"], "--suite", w["root"] + "/no_pairs.jsonl"], "no_pairs.jsonl"),
     (eval_blimp.main, lambda w: [w["ckpt"], "--suite", w["pairs"], "--out", w["file"] + "/result.json"], "a_file"),
+    (eval_blimp.main, lambda w: [w["ckpt"], "--suite", w["pairs"], "--out", w["data"]], "is a folder"),
     # export_hf.py
     (export_hf.main, lambda w: [w["evil"], w["root"] + "/exported"], "evil.pt: not a readable checkpoint"),
     (export_hf.main, lambda w: [w["evil_pickle"], w["root"] + "/exported"], "plain.pickle: not a readable checkpoint"),

@@ -21,9 +21,11 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import export_hf  # noqa: E402
+import hf_tokenizer  # noqa: E402
 import model_card  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
-from tokenizer import Tokenizer  # noqa: E402
+import tokenizer as tokenizer_module  # noqa: E402
+from tokenizer import Tokenizer, train_tokenizer  # noqa: E402
 from checkpoint import save_checkpoint  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
@@ -286,6 +288,93 @@ def test_the_bos_template_tokenize_data_writes_is_replaced_not_doubled(hf_bpe, t
     assert back.encode(a + b) == tokenizer.encode(a + b)
 
 
+def export_tokenizer(tok: Tokenizer, folder) -> "transformers.PreTrainedTokenizerBase":
+    """The export's tokenizer files alone in folder, loaded by AutoTokenizer."""
+    os.makedirs(folder, exist_ok=True)
+    for name, content in hf_tokenizer.tokenizer_files(tok, 512).items():
+        mode = "wb" if isinstance(content, bytes) else "w"
+        with open(os.path.join(folder, name), mode) as f:
+            f.write(content if isinstance(content, bytes) else content + "\n")
+    return transformers.AutoTokenizer.from_pretrained(folder)
+
+
+def unseen_lines(per_file: int = 60) -> list:
+    """Lines 200.. of every corpus file (the tokenizers here were trained on lines 0..99), and texts that
+    try the edges: runs of spaces and newlines, a literal <s>, capitals, accents, digits."""
+    texts = [t for lang in LANGS for t in corpus_lines(lang, 200, 200 + per_file)]
+    return texts + ["a  \n  b", "end  ", "  two leading spaces", "IT'S 123456 !!\n", "<s> is text here",
+                    "Ünïcödé ÉCOLE naïve", "tab\tand\u00a0nbsp", "emoji 🦜 𠀀"]
+
+
+@pytest.mark.parametrize("model_type", ["bpe", "unigram"])
+def test_a_sentencepiece_tokenizer_exports_with_our_ids(model_type, tmp_path):
+    texts = [t for lang in LANGS for t in corpus_lines(lang, 0, 100)]
+    tok = train_tokenizer(texts, "spm", 3000, model_type, 0.98)
+    hf_tok = export_tokenizer(tok, tmp_path / "out")
+    assert "LlamaTokenizer" not in type(hf_tok).__name__
+    for text in unseen_lines():
+        assert hf_tok(text)["input_ids"] == tok.encode_document(text), text
+    back = hf_tokenizer.load_hf_tokenizer(str(tmp_path / "out"))  # the very SentencePiece model of training
+    assert (back.backend, back.blob, back.bos_input) == ("spm", tok.blob, True)
+
+
+def test_a_sentencepiece_model_made_like_the_original_llamas_exports_with_its_ids(tmp_path):
+    """The original LLaMA tokenizer's settings: BPE, a dummy prefix (a "▁" before the text), <unk> <s> </s> as
+    ids 0 1 2 and no padding token."""
+    import io
+    import sentencepiece
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter([t for lang in LANGS for t in corpus_lines(lang, 0, 100)]), model_writer=model,
+        model_type="bpe", vocab_size=3000, byte_fallback=True, character_coverage=0.98,
+        normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=False,
+        split_digits=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+    tok = Tokenizer("spm", model.getvalue())
+    assert (tok.bos_id, tok.eos_id, tok.pad_id, tok.special_names()) == (1, 2, None, ("<s>", "</s>", None))
+    hf_tok = export_tokenizer(tok, tmp_path / "out")
+    assert (hf_tok.bos_token_id, hf_tok.eos_token_id, hf_tok.pad_token) == (1, 2, None)
+    for text in unseen_lines():
+        assert hf_tok(text)["input_ids"] == tok.encode_document(text), text
+        assert hf_tok.decode(hf_tok(text)["input_ids"], skip_special_tokens=True) == tok.decode(tok.encode(text))
+
+
+def test_a_tiktoken_vocabulary_exports_with_our_ids(hf_bpe, tmp_path, monkeypatch):
+    """A tiktoken file (here: the ranks of a small BPE, registered as if it were OpenAI's, with cl100k's
+    split pattern, whose possessive quantifiers and $ Oniguruma reads otherwise)."""
+    import base64
+    import hashlib
+    ranks, _, _ = tokenizer_module.tiktoken_ranks_from_bpe(json.loads(hf_bpe.to_str()))
+    blob = b"".join(base64.b64encode(t) + b" " + str(r).encode() + b"\n"
+                    for t, r in sorted(ranks.items(), key=lambda x: x[1]))
+    known = dict(tokenizer_module._tiktoken_known())
+    cl100k = next(v for v in known.values() if v["name"] == "cl100k_base")
+    known[hashlib.sha256(blob).hexdigest()] = {"name": "made_up", "url": "", "pat_str": cl100k["pat_str"],
+                                               "special_tokens": {"<|endoftext|>": 1000}}
+    monkeypatch.setattr(tokenizer_module, "_tiktoken_known", lambda: known)
+    tok = Tokenizer("tiktoken", blob)
+    assert (tok.bos_id, tok.eos_id, tok.pad_id) == (1001, 1002, 1003)
+    hf_tok = export_tokenizer(tok, tmp_path / "out")
+    for text in unseen_lines():
+        assert hf_tok(text)["input_ids"] == tok.encode_document(text), text
+    assert hf_tok("a <|endoftext|> b", add_special_tokens=False)["input_ids"] == tok.encode("a <|endoftext|> b")
+    back = hf_tokenizer.load_hf_tokenizer(str(tmp_path / "out"))
+    assert (back.backend, back.blob) == ("tiktoken", blob)
+
+
+def test_the_model_a_card_tokenizer_exports_without_bos_and_with_its_normalizer(tmp_path):
+    texts = [t for lang in LANGS for t in corpus_lines(lang, 0, 100)]
+    card = train_tokenizer(texts, "bpe", 1000, normalize="nfd_lower_strip", recipe="model_a_card", bos_input=False)
+    hf_tok = export_tokenizer(card, tmp_path / "out")
+    for text in unseen_lines():
+        assert hf_tok(text)["input_ids"] == card.encode_document(text) == card.encode(text), text
+    assert hf_tok("  The CAFÉ ")["input_ids"] == card.encode("the cafe\u0301")
+    config = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
+    assert config["add_bos_token"] is False
+    back = hf_tokenizer.load_hf_tokenizer(str(tmp_path / "out"))
+    assert back.bos_input is False and back.normalizer == "nfd_lower_strip"
+    assert json.loads(back.blob)["post_processor"] is None and back.encode("Éa b") == card.encode("Éa b")
+
+
 # -----------------------------------------------------------------------------
 # the way back
 
@@ -448,11 +537,13 @@ def test_a_file_that_is_not_our_checkpoint_gets_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_tokenizer_other_than_bpe_cannot_be_exported(tokenizer, tmp_path):
+def test_a_checkpoints_unreadable_tokenizer_is_one_line(tokenizer, tmp_path):
     ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(TIED), tokenizer,
                      tokenizer={"backend": "spm", "blob": "", "sha256": ""})
-    with pytest.raises(SystemExit, match="backend 'spm' cannot be exported"):
+    with pytest.raises(SystemExit) as e:
         export_hf.main([ckpt, str(tmp_path / "out")])
+    assert str(e.value) == (f"{ckpt}: the checkpoint's spm tokenizer is not readable "
+                            f"(ValueError: not a SentencePiece model)")
     assert not (tmp_path / "out").exists()
 
 

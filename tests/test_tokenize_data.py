@@ -10,6 +10,7 @@ import collections
 import dataclasses
 import gzip
 import hashlib
+import json
 import os
 import sys
 
@@ -482,8 +483,12 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     (["--val-fraction", "1"], "config: --val-fraction 1.0: expected a number in [0, 1)"),
     (["--val-fraction", "-0.1"], "config: --val-fraction -0.1: expected a number in [0, 1)"),
     (["--val-docs", "0"], "config: --val-docs 0: expected at least 1 (or --val-fraction 0 for none)"),
-    (["--spm-character-coverage", "0"], "config: --spm-character-coverage 0.0: expected a number in (0, 1]"),
-    (["--spm-character-coverage", "1.5"], "config: --spm-character-coverage 1.5: expected a number in (0, 1]"),
+    (["--spm-character-coverage", "0.5"], "config: --spm-character-coverage 0.5: expected a number in [0.98, 1]"),
+    (["--spm-character-coverage", "1.5"], "config: --spm-character-coverage 1.5: expected a number in [0.98, 1]"),
+    (["--normalize", "nfkc"], "config: --normalize nfkc: expected one of none, nfd_lower_strip"),
+    (["--backend", "spm", "--normalize", "nfd_lower_strip"],
+     "config: --normalize and --bpe-recipe are for --backend bpe, not spm"),
+    (["--zh-script", "traditional"], "config: --zh-script traditional: expected one of as_is, simplified"),
     (["--budget", "lots"], "config: --budget 'lots': not an amount (examples: 2000000, 2M, 500K)"),
     (["--budget", "nan"], "config: --budget 'nan': not an amount (examples: 2000000, 2M, 500K)"),
     (["--budget", "0"], "config: --budget '0': must be positive"),
@@ -538,3 +543,132 @@ def test_help_lists_every_flag_and_the_shorthands(capsys):
     text = capsys.readouterr().out
     assert "--model-a = --languages=eng --mode=round_robin --budget=2000000 --unit=bytes" in text
     assert all(f"--{f.name}=" in text for f in dataclasses.fields(td.DataConfig))
+
+
+# ---------------------------------------------------------------------------- the Model A card's way
+
+def test_the_model_a_card_preset_is_the_cards_tokenizer_and_data():
+    cfg, explicit = td.parse_args(["--out", "x", "--model-a-card"])
+    assert (cfg.corpus, cfg.languages, cfg.budget) == ("../shared/data/model_a_corpus", "eng", None)
+    assert (cfg.vocab_size, cfg.bpe_recipe, cfg.normalize, cfg.bos_input) == (16000, "model_a_card", "nfd_lower_strip",
+                                                                               False)
+    assert cfg.val_file == "../shared/data/model_a_corpus/card_eval_A.txt.gz"
+    cfg, _ = td.parse_args(["--out", "x", "--vocab-size", "8000", "--model-a-card"])  # flags given win
+    assert cfg.vocab_size == 8000 and cfg.normalize == "nfd_lower_strip"
+    with pytest.raises(SystemExit) as e:
+        td.parse_args(["--out", "x", "--model-a", "--model-a-card"])
+    assert str(e.value) == "command line: --model-a and --model-a-card: choose one"
+
+
+def test_model_a_card_data_holds_the_whole_2_mb_and_validates_on_the_cards_file(tmp_path):
+    import json
+    card = os.path.join(SHARED, "model_a_corpus")
+    eval_file = os.path.join(card, "card_eval_A.txt.gz")
+    meta = td.main(["--model-a-card", "--corpus", card, "--val-file", eval_file, "--out", str(tmp_path / "card")])
+    assert json.load(open(tmp_path / "card" / "meta.json")) == meta
+    assert (meta["bos_in_bins"], meta["bos_input"]) == (True, False)
+    assert meta["tokenizer"]["normalizer"] == "nfd_lower_strip" and meta["tokenizer"]["recipe"] == "model_a_card"
+    assert meta["tokenizer"]["encoder"] == "tiktoken"
+    tok = tokenizer.load_tokenizer(str(tmp_path / "card"))
+    assert tok.bos_input is False and tok.encode_document("The Cat") == tok.encode("the cat")
+
+    def nonblank(path):
+        with gzip.open(path, "rb") as f:
+            return [line for line in f.read().decode("utf-8").split("\n") if line.strip()]
+    corpus = [line for name in sorted(os.listdir(os.path.join(card, "en")))
+              for line in nonblank(os.path.join(card, "en", name))]
+    val = nonblank(eval_file)
+    eng = meta["languages"]["eng"]
+    assert (eng["train"]["documents"], eng["val"]["documents"]) == (len(corpus), len(val))  # all of it, no budget
+    assert eng["sources"]["card_eval_A"]["validation_file"] and eng["budget"] is None
+    # the bins still separate documents with BOS; a document decodes to its normalized text
+    assert documents(tmp_path / "card", "eng", "val", tok) == [tok.normalize(t) for t in val]
+    assert collections.Counter(documents(tmp_path / "card", "eng", "train", tok)) == \
+        collections.Counter(tok.normalize(t) for t in corpus)
+    with pytest.raises(SystemExit) as e:  # a validation file is a language's split: one language only
+        td.main(["--corpus", CORPORA, "--val-file", eval_file, "--out", str(tmp_path / "x")])
+    assert "--val-file is for one language; 3 found" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        td.main(["--model-a-card", "--corpus", card, "--val-file", eval_file, "--val-fraction", "0.1",
+                 "--out", str(tmp_path / "x")])
+    assert str(e.value) == "--val-file: give either --val-file or --val-fraction/--val-docs, not both"
+
+
+# ---------------------------------------------------------------------------- clean splits
+
+def test_duplicates_after_normalization_land_on_one_side_across_sources(tmp_path):
+    """The same sentence, up to case and whitespace (the card's normalizer lower-cases), in three sources and
+    twice in one: every copy is held out or none is, and meta.json counts them."""
+    base = head("en", "ud_ewt.txt.gz", 20_000)
+    others = head("en", "commonvoice_en.txt.gz", 20_000)
+    shared = others[:60]
+    corpus = make_corpus(tmp_path / "c", {
+        "en/a.txt": base[:150] + shared + shared[:10],                  # 10 repeated inside one source
+        "en/b.txt": [s.upper() for s in shared] + others[60:200],       # the same, in capitals
+        "en/c.txt": ["  " + s.replace(" ", "   ") + " " for s in shared[:30]] + base[150:300]})  # extra spaces
+    meta = run(corpus, tmp_path / "d", "--val-fraction", 0.3, "--normalize", "nfd_lower_strip", "--vocab-size", 500,
+               "--bos-input=False")
+    tok = tokenizer.load_tokenizer(str(tmp_path / "d"))
+    train, val = documents(tmp_path / "d", "eng", "train", tok), documents(tmp_path / "d", "eng", "val", tok)
+    key = lambda t: " ".join(t.split())  # noqa: E731  (the decoded documents are normalized already)
+    assert not {key(t) for t in train} & {key(t) for t in val}
+    assert any(key(tok.normalize(s)) in map(key, val) for s in shared)  # some of the shared ones are held out
+    dup = meta["languages"]["eng"]["duplicates"]
+    assert dup == {"repeated_documents": 10 + 60 + 30, "repeated_texts": 60, "texts_in_several_sources": 60,
+                   "training_documents_in_validation": 0}
+    assert meta["bos_input"] is False and meta["tokenizer"]["normalizer"] == "nfd_lower_strip"
+    meta = run(corpus, tmp_path / "e", "--tokenizer", tmp_path / "d", "--val-fraction", 0.3)  # reused: same keys
+    assert meta["languages"]["eng"]["duplicates"] == dup and meta["bos_input"] is False
+
+
+def test_traditional_and_simplified_chinese_are_one_sentence_with_zh_script_simplified(tmp_path, data_dir):
+    traditional = ["我們的電腦壞了，請幫忙修理。", "臺灣的頭髮很乾燥。", "這個問題很難。"]
+    simplified = ["我们的电脑坏了，请帮忙修理。", "台湾的头发很干燥。", "这个问题很难。"]
+    filler = head("zh", "commonvoice_zh.txt.gz", 6_000)
+    corpus = make_corpus(tmp_path / "c", {"zh/trad.txt": traditional + filler[:40],
+                                          "zh/simp.txt": simplified + filler[40:]})
+    as_is = run(corpus, tmp_path / "a", "--tokenizer", data_dir, "--val-fraction", 0.5)
+    assert as_is["languages"]["zho"]["duplicates"]["texts_in_several_sources"] == 0
+    meta = run(corpus, tmp_path / "b", "--tokenizer", data_dir, "--val-fraction", 0.5, "--zh-script", "simplified")
+    assert meta["languages"]["zho"]["duplicates"]["texts_in_several_sources"] == 3
+    assert meta["selection"]["zh_script"] == "simplified"
+    train, val = documents(tmp_path / "b", "zho", "train"), documents(tmp_path / "b", "zho", "val")
+    for s in simplified:  # both copies, now in Simplified script, on one side
+        assert (train.count(s), val.count(s)) in ((2, 0), (0, 2))
+    assert not any(t in train + val for t in traditional)
+
+
+def write_pairs(path, pairs):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for good, bad in pairs:
+            f.write(json.dumps({"sentence_good": good, "sentence_bad": bad, "UID": "made_up"}) + "\n")
+
+
+def test_evaluation_sentences_in_the_training_data_are_counted_and_can_be_dropped(tmp_path, data_dir):
+    evals = tmp_path / "evals"
+    write_pairs(str(evals / "blimp" / "made_up.jsonl.gz"), [("The cats sleep.", "The cats sleeps."),
+                                                            ("Who did she see?", "Who did she saw?")])
+    write_pairs(str(evals / "blimp_supplement" / "more.jsonl.gz"), [("It rains.", "It rain.")])
+    filler = head("en", "ud_ewt.txt.gz", 8_000)
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": filler[:50] + [
+        "The cats sleep.",                                   # a good sentence, a document of its own
+        "We laughed. The cats sleeps. Then we went home.",   # a bad one, a sentence inside a document
+        "Who did she see? Nobody knew.",                     # a good one, first sentence of a document
+        "The cats sleep. It rains.",                         # two, of two suites
+        "The cats sleep.\u00a0"] + filler[50:]})             # the same as the first, with other whitespace
+    args = ["--tokenizer", data_dir, "--val-fraction", 0, "--eval-data", evals]
+    meta = run(corpus, tmp_path / "a", *args)
+    overlap = meta["languages"]["eng"]["evaluation_sentences"]
+    assert overlap == {"suites": {"blimp": {"sentences": 4, "in_training": 3, "training_documents": 5},
+                                  "blimp_supplement": {"sentences": 2, "in_training": 1, "training_documents": 1}},
+                       "dropped_from_training": False}
+    meta = run(corpus, tmp_path / "b", *args, "--drop-eval-sentences")
+    assert documents(tmp_path / "b", "eng", "train") == filler
+    assert meta["languages"]["eng"]["evaluation_sentences"]["suites"]["blimp"]["in_training"] == 0
+    meta = run(corpus, tmp_path / "c2", "--tokenizer", data_dir, "--eval-data", tmp_path / "nothing")
+    assert meta["languages"]["eng"]["evaluation_sentences"] is None
+    with pytest.raises(SystemExit) as e:
+        run(corpus, tmp_path / "d", "--tokenizer", data_dir, "--eval-data", tmp_path / "nothing",
+            "--drop-eval-sentences")
+    assert "--drop-eval-sentences: no minimal-pair files for eng" in str(e.value)
