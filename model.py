@@ -47,8 +47,16 @@ class ModelConfig:
     grad_checkpoint: bool = False       # recompute each block in the backward pass to save memory
 
     def __post_init__(self):
+        for key in ("dim", "n_layers", "n_heads", "hidden_dim", "vocab_size", "max_seq_len"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"model: {key}={getattr(self, key)} must be at least 1")
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
+        if self.n_kv_heads < 1:
+            raise ValueError(f"model: n_kv_heads={self.n_kv_heads} must be at least 1")
+        if not (self.norm_eps > 0 and self.rope_theta > 0 and 0 <= self.dropout < 1):
+            raise ValueError(f"model: need norm_eps > 0, rope_theta > 0, 0 <= dropout < 1 (norm_eps={self.norm_eps}, "
+                             f"rope_theta={self.rope_theta}, dropout={self.dropout})")
         if self.dim % self.n_heads != 0:
             raise ValueError(f"model: dim={self.dim} is not divisible by n_heads={self.n_heads}")
         if self.n_heads % self.n_kv_heads != 0:

@@ -344,7 +344,7 @@ def open_data(cfg, model_cfg, mix_cfg, explicit, ranks):
         model_cfg.vocab_size = meta["vocab_size"]
     if meta["vocab_size"] > model_cfg.vocab_size:
         raise SystemExit(f"{cfg.data_dir}: token ids go up to {meta['vocab_size'] - 1} but the model's vocab_size is {model_cfg.vocab_size}")
-    bos_input = getattr(tokenizer, "bos_input", True)
+    bos_input = tokenizer.bos_input
     if mix_cfg.mixer != "none":
         batches = Mixer(mix_cfg, cfg.data_dir, cfg.batch_size, cfg.block_size, cfg.seed, ranks.rank, ranks.world_size,
                         cfg.grad_accum)

@@ -304,7 +304,9 @@ def test_empty_token_file(tiny_data, tmp_path, capsys):
     ("--device=tpu", "device='tpu': expected auto, cpu, cuda, cuda:N or mps"),
     ("--lr=-1", "need 0 <= min_lr <= lr, lr > 0"),
     ("--beta2=1.5", "each must be in [0, 1)"),
-    ("--dim=-4", "model:"),
+    ("--dim=-4", "model: dim=-4 must be at least 1"),
+    ("--n_layers=0", "model: n_layers=0 must be at least 1"),
+    ("--dropout=1.0", "0 <= dropout < 1"),
 ])
 def test_an_invalid_config_value_stops_before_any_file_is_written(tiny_data, tmp_path, capsys, flag, message):
     fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/run", *TINY_MODEL, "--max_iters=2", flag], message)
