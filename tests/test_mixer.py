@@ -21,8 +21,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mixer  # noqa: E402
 from configurator import load_config  # noqa: E402
 from mixer import (Mixer, MixerConfig, cross_lingual_deficit, draw_arm, exp3_update, hedge_update,  # noqa: E402
-                   normalized_excess_loss, project, structural_floor, taam_update, typological_prior,
+                   normalized_excess_loss, project, structural_floor, taam_update,
                    unique_token_budget)
+
+from typology import typological_prior  # noqa: E402
 
 LANGS = ("eng", "nld", "zho")
 SIZES = {"eng": 20000, "nld": 12000, "zho": 30000}
