@@ -524,3 +524,29 @@ def select(docs: Docs, pool: np.ndarray, size: np.ndarray, budget: Optional[floa
         print(f"{docs.lang}: source {docs.sources[s].name} ran out after {given:,.0f} {unit} (all of its training "
               f"documents, less than an equal share of {budget / len(docs.sources):,.0f}); the others share the rest")
     return chosen
+
+
+def val_source(path: str) -> Source:
+    """--val-file as one more source of its language (its documents are all held out)."""
+    name = os.path.basename(path)
+    for ending in (".gz", ".txt"):
+        name = name[:-len(ending)] if name.endswith(ending) else name
+    return Source(name, path, os.path.basename(path))
+
+
+def default_eval_data(corpus: str) -> str:
+    """The minimal-pair files beside the corpus (../shared/data/{corpora,blimp,...}), else this repository's
+    neighbour ../shared/data."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(corpus, ".."), os.path.join(here, "..", "shared", "data")]
+    return next((c for c in candidates if os.path.isdir(os.path.join(c, "blimp"))), candidates[0])
+
+
+def chinese_to_simplified():
+    """Traditional Chinese -> Simplified: OpenCC's t2s conversion (phrases first, then characters), by the
+    OpenCC project's own binding (C++, maintained; the pure-Python ports on PyPI are slower or unmaintained)."""
+    try:
+        import opencc
+    except ImportError:
+        raise SystemExit("--zh-script simplified needs the opencc package (pip install opencc==1.4.2)")
+    return opencc.OpenCC("t2s").convert

@@ -60,9 +60,10 @@ import numpy as np
 
 from atomic import staged_folder, write_json
 from configurator import load_config
-from corpus import (EVAL_SUITES, HAN_CHARACTER_WORDS, LANGUAGE_FOLDERS, Docs, Source, default_byte_premium_table,
-                    document_key, duplicates, eval_sentence_keys, find_sources, first_copies, hold_out, iter_texts,
-                    language_codes, mix64, parse_amount, parse_budget, read_byte_premium, scan, select, select_random)
+from corpus import (EVAL_SUITES, HAN_CHARACTER_WORDS, LANGUAGE_FOLDERS, Docs, chinese_to_simplified,
+                    default_byte_premium_table, default_eval_data, document_key, duplicates, eval_sentence_keys,
+                    find_sources, first_copies, hold_out, iter_texts, language_codes, mix64, parse_amount,
+                    parse_budget, read_byte_premium, scan, select, select_random, val_source)
 from tokenizer import (BPE_RECIPES, NORMALIZERS, PIECE_CHARS, TOKENIZER_FILES, Tokenizer, find_tiktoken_file,
                        load_tokenizer, normalizer_function, split_long, train_tokenizer, with_bos_input)
 
@@ -310,32 +311,6 @@ def plan_languages(cfg: DataConfig, explicit: set, normalize=None) -> dict:
                      if cfg.val_file else "each text on one side of the split"))
         plans[lang] = LanguagePlan(d, val, train, premium[lang], budget, own, eval_keys)
     return plans
-
-
-def val_source(path: str) -> Source:
-    """--val-file as one more source of its language (its documents are all held out)."""
-    name = os.path.basename(path)
-    for ending in (".gz", ".txt"):
-        name = name[:-len(ending)] if name.endswith(ending) else name
-    return Source(name, path, os.path.basename(path))
-
-
-def default_eval_data(corpus: str) -> str:
-    """The minimal-pair files beside the corpus (../shared/data/{corpora,blimp,...}), else this repository's
-    neighbour ../shared/data."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.path.join(corpus, ".."), os.path.join(here, "..", "shared", "data")]
-    return next((c for c in candidates if os.path.isdir(os.path.join(c, "blimp"))), candidates[0])
-
-
-def chinese_to_simplified():
-    """Traditional Chinese -> Simplified: OpenCC's t2s conversion (phrases first, then characters), by the
-    OpenCC project's own binding (C++, maintained; the pure-Python ports on PyPI are slower or unmaintained)."""
-    try:
-        import opencc
-    except ImportError:
-        raise SystemExit("--zh-script simplified needs the opencc package (pip install opencc==1.4.2)")
-    return opencc.OpenCC("t2s").convert
 
 
 # -----------------------------------------------------------------------------
