@@ -19,6 +19,7 @@ main calls them.
 """
 
 import dataclasses
+import gc
 import json
 import math
 import os
@@ -542,6 +543,11 @@ def run(argv) -> int:
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
         print(f"\n{signal.Signals(signum).name}: stopped; nothing more was saved", file=sys.stderr)
         return 128 + signum
+    finally:
+        # DDP's wrapper lives in reference cycles; collected while the interpreter shuts down, the
+        # gloo work it still holds makes gloo's C++ threads take the GIL too late and abort the
+        # process now and then. Collected here, the interpreter is still whole.
+        gc.collect()
 
 
 class Interrupted(Exception):
