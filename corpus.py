@@ -24,6 +24,7 @@ file is read.
 """
 
 import array
+import collections
 import csv
 import glob
 import gzip
@@ -550,3 +551,26 @@ def chinese_to_simplified():
     except ImportError:
         raise SystemExit("--zh-script simplified needs the opencc package (pip install opencc==1.4.2)")
     return opencc.OpenCC("t2s").convert
+
+
+def eval_overlap(eval_keys: Optional[dict], docs: Docs, train: np.ndarray, dropped: bool) -> Optional[dict]:
+    """Per suite: its distinct sentences, how many of them a training document holds (verbatim after the
+    normalization of document keys), and in how many training documents; None when not checked."""
+    if eval_keys is None:
+        return None
+    out = {}
+    for suites in eval_keys.values():
+        for suite in suites:
+            out.setdefault(suite, {"sentences": 0, "in_training": 0, "training_documents": 0})["sentences"] += 1
+    found = collections.defaultdict(set)  # suite -> keys found in training
+    for doc, keys in docs.eval_hits.items():
+        if train[doc]:
+            hit_suites = {suite for k in keys for suite in eval_keys[k]}
+            for suite in hit_suites:
+                out[suite]["training_documents"] += 1
+            for k in keys:
+                for suite in eval_keys[k]:
+                    found[suite].add(k)
+    for suite, keys in found.items():
+        out[suite]["in_training"] = len(keys)
+    return {"suites": {s: out[s] for s in EVAL_SUITES[docs.lang] if s in out}, "dropped_from_training": dropped}

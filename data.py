@@ -198,6 +198,7 @@ class LineSamples(FixedMixture):
             raise SystemExit(f"{data_dir}: no document of two or more tokens in the {split} data")
         self.n_pieces = len(self.start)
         self._epoch, self._order = None, None
+        self._counted_step, self._counts = None, None
 
     def piece(self, sample_index):
         """Index (into start, length, lang) of the run's sample_index-th piece."""
@@ -213,10 +214,8 @@ class LineSamples(FixedMixture):
 
     def get_batch(self, step, micro_step) -> Batch:
         mine = self.pieces_of(step, micro_step, self.rank)
-        step_targets = sum(int(self.length[p]) - 1 for m in range(self.grad_accum) for r in range(self.world_size)
-                           for p in self.pieces_of(step, m, r))
-        micro_inputs = sum(int(self.length[p]) - 1 for r in range(self.world_size)
-                           for p in self.pieces_of(step, micro_step, r))
+        step_targets, micro_inputs = self.targets_in(step)
+        micro_inputs = micro_inputs[micro_step]
         batch = pack([self.tokens_of(p) for p in mine], self.T)
         langs = {self.langs[self.lang[p]] for p in mine}
         # DDP averages the ranks' gradients, hence x world_size: the shares add up to the step's
@@ -224,6 +223,15 @@ class LineSamples(FixedMixture):
         mine_targets = sum(int(self.length[p]) - 1 for p in mine)
         return batch._replace(lang=langs.pop() if len(langs) == 1 else "mixed",
                               weight=mine_targets * self.world_size / step_targets, tokens=micro_inputs)
+
+    def targets_in(self, step):
+        """(target tokens of the whole step, per micro-step the target tokens of all ranks), counted once
+        a step: every rank can count the others' pieces, since they are a function of the step."""
+        if self._counted_step != step:
+            per_micro = [sum(int(self.length[p]) - 1 for r in range(self.world_size) for p in self.pieces_of(step, m, r))
+                         for m in range(self.grad_accum)]
+            self._counted_step, self._counts = step, (sum(per_micro), per_micro)
+        return self._counts
 
     def tokens_of(self, p):
         start = int(self.start[p])
@@ -294,6 +302,7 @@ def heldout_batches(data_dir, meta, block_size, batch_size, n_windows, samples="
     spaced windows of val.bin; lines: every piece of every document of val.bin (the card's
     validation loss is over its whole file)."""
     out = {}
+    windows = heldout_windows(data_dir, meta, block_size, n_windows) if samples == "windows" else None
     for lang in sorted(meta["languages"]):
         if samples == "lines":
             source = LineSamples(data_dir, {**meta, "languages": {lang: meta["languages"][lang]}}, batch_size,
@@ -302,9 +311,8 @@ def heldout_batches(data_dir, meta, block_size, batch_size, n_windows, samples="
             out[lang] = [pack([source.tokens_of(p) for p in order[i:i + batch_size]], block_size)
                          for i in range(0, source.n_pieces, batch_size)]
             continue
-        windows = heldout_windows(data_dir, meta, block_size, n_windows)[lang]
         out[lang] = [Batch(w[:, :-1], w[:, 1:], lang, 1.0, w[:, :-1].numel())
-                     for w in windows.split(batch_size)]
+                     for w in windows[lang].split(batch_size)]
     return out
 
 

@@ -62,7 +62,7 @@ from atomic import staged_folder, write_json
 from configurator import load_config
 from corpus import (EVAL_SUITES, HAN_CHARACTER_WORDS, LANGUAGE_FOLDERS, Docs, chinese_to_simplified,
                     default_byte_premium_table, default_eval_data, document_key, duplicates, eval_sentence_keys,
-                    find_sources, first_copies, hold_out, iter_texts, language_codes, mix64, parse_amount,
+                    eval_overlap, find_sources, first_copies, hold_out, iter_texts, language_codes, mix64, parse_amount,
                     parse_budget, read_byte_premium, scan, select, select_random, val_source)
 from tokenizer import (BPE_RECIPES, NORMALIZERS, PIECE_CHARS, TOKENIZER_FILES, Tokenizer, find_tiktoken_file,
                        load_tokenizer, normalizer_function, split_long, train_tokenizer, with_bos_input)
@@ -427,29 +427,6 @@ def split_stats(docs: Docs, mask: np.ndarray, tokens: np.ndarray) -> dict:
             "words": int(docs.nwords[mask].sum()), "documents": int(mask.sum())}
 
 
-def eval_overlap(plan: LanguagePlan, dropped: bool) -> Optional[dict]:
-    """Per suite: its distinct sentences, how many of them a training document holds (verbatim after the
-    normalization of document keys), and in how many training documents; None when not checked."""
-    if plan.eval_keys is None:
-        return None
-    out = {}
-    for suites in plan.eval_keys.values():
-        for suite in suites:
-            out.setdefault(suite, {"sentences": 0, "in_training": 0, "training_documents": 0})["sentences"] += 1
-    found = collections.defaultdict(set)  # suite -> keys found in training
-    for doc, keys in plan.docs.eval_hits.items():
-        if plan.train[doc]:
-            hit_suites = {suite for k in keys for suite in plan.eval_keys[k]}
-            for suite in hit_suites:
-                out[suite]["training_documents"] += 1
-            for k in keys:
-                for suite in plan.eval_keys[k]:
-                    found[suite].add(k)
-    for suite, keys in found.items():
-        out[suite]["in_training"] = len(keys)
-    return {"suites": {s: out[s] for s in EVAL_SUITES[plan.docs.lang] if s in out}, "dropped_from_training": dropped}
-
-
 def language_meta(plan: LanguagePlan, tokens: np.ndarray, cfg: DataConfig) -> dict:
     """meta.json's entry for one language. "tokens" count what is in the bin (a BOS per document included);
     tokens_per_byte and tokens_per_word (fertility) are of the training text alone, without the BOS."""
@@ -478,7 +455,7 @@ def language_meta(plan: LanguagePlan, tokens: np.ndarray, cfg: DataConfig) -> di
         "tokens_per_word": round(text_tokens / max(tr["words"], 1), 6),
         "skipped_lines": d.skipped,
         "duplicates": duplicates(d, train, val),
-        "evaluation_sentences": eval_overlap(plan, cfg.drop_eval_sentences),
+        "evaluation_sentences": eval_overlap(plan.eval_keys, plan.docs, plan.train, cfg.drop_eval_sentences),
         "sources": sources,
     }
 
