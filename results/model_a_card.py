@@ -6,20 +6,31 @@ Collect the Model A card-reproduction runs into one JSON (results/run_model_a_ca
 For each seed folder OUT/seedN (a train.py run) and RESULTS/seedN (its eval_blimp.py results):
 BLiMP's fast set under the card's protocol (micro, the card's 57.2) and ours (macro), full BLiMP,
 BLiMP-filtered and the supplement under ours, the held-out loss (nats per target token on the
-data's validation file: the card's card_eval_A.txt.gz, card 5.213), steps, wall-clock and tokens/s;
+data's validation file: the card's card_eval_A.txt.gz), that same loss the way the card's
+transformers Trainer reported its 5.213 (heldout_loss_trainer below), steps, wall-clock and tokens/s;
 then the mean and sample standard deviation of each number over the seeds.
 """
 
 import argparse
+import gzip
 import json
 import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from report import run_summary  # noqa: E402
+import numpy as np
+import torch
 
-CARD = {"blimp_fast_card_micro": 57.2, "heldout_loss": 5.213, "steps": 3575}
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checkpoint import load_model  # noqa: E402
+from data import pack  # noqa: E402
+from report import read_log, run_summary  # noqa: E402
+
+CARD_EVAL = os.path.join(os.environ.get("DATA_ROOT", "../shared/data"), "model_a_corpus", "card_eval_A.txt.gz")
+
+# the card's numbers: its result file and losses.csv (the mean of its last four logs, steps 3,500-3,575)
+CARD = {"blimp_fast_card_micro": 57.2, "heldout_loss_trainer": 5.213,
+        "train_loss_last100_as_logged_by_4.46": 3.030, "steps": 3575}
 
 
 def suite_total(path, suite, key):
@@ -27,16 +38,59 @@ def suite_total(path, suite, key):
         return 100 * json.load(f)["suites"][suite]["total"][key]
 
 
+@torch.no_grad()
+def heldout_loss_trainer(checkpoint, path=CARD_EVAL, batch_size=8, block_size=64):
+    """The held-out loss as transformers' Trainer.evaluate reports it, which is how the card got 5.213:
+    every line of the file is a sample (empty lines too), cut into pieces of <= block_size tokens, in
+    file order, batch_size pieces a batch; each batch's loss is the mean over its own target tokens,
+    and the reported loss is the mean of those batch means (weighted by pieces per batch), not the mean
+    over all target tokens. Short lines (BNC, subtitles) come in batches with few tokens, and their
+    low per-token loss then weighs more: on our runs this reads ~0.2 lower than the per-token mean.
+    batch_size 8 is the Trainer's default per_device_eval_batch_size (the card's script does not set it)."""
+    model, tokenizer = load_model(checkpoint)
+    model.eval()
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")[:-1]  # the file ends with a newline
+    pieces = []
+    for ids in tokenizer.encode_batch(lines):
+        pieces += [np.asarray(ids[i:i + block_size], np.int64) for i in range(0, max(len(ids), 1), block_size)]
+    means, weights = [], []
+    for i in range(0, len(pieces), batch_size):
+        batch = [p for p in pieces[i:i + batch_size] if len(p) >= 2]  # the others have no target
+        if not batch:
+            raise SystemExit(f"{path}: batch {i // batch_size} has no target token (the Trainer would report NaN)")
+        b = pack(batch, block_size)
+        _, loss = model(b.x, b.y, positions=b.positions, mask=b.mask)
+        means.append(loss.item())
+        weights.append(len(pieces[i:i + batch_size]))
+    return float(np.average(means, weights=weights))
+
+
+def train_loss_end(run_dir, steps=100):
+    """(our training loss over the last `steps` steps: the mean over target tokens, the same as the
+    card's Trainer, which is transformers 4.46.3) and that loss as the card's log shows it. 4.46.3
+    divides a step's summed loss by its labels before the shift, one per sample more than its
+    targets (transformers PR #46204, 2026, fixed it), so its logged training loss is the true one
+    times targets / (targets + samples); 64 samples a step."""
+    train = [r for r in read_log(run_dir) if r["kind"] == "train"]
+    last = [r["loss"] for r in train if r["iter"] > train[-1]["iter"] - steps]
+    targets_per_step = train[-1]["tokens"] / train[-1]["iter"]
+    mean = sum(last) / len(last)
+    return mean, mean * targets_per_step / (targets_per_step + 64)
+
+
 def one_seed(run_dir, result_dir):
     s = run_summary(run_dir)
+    full = os.path.join(result_dir, "blimp_ours.json")  # missing for a run scored with FULL=0
     return {
         "seed": int(os.path.basename(run_dir).removeprefix("seed")),
         "blimp_fast_card_micro": suite_total(os.path.join(result_dir, "blimp_fast_card.json"), "blimp", "micro"),
         "blimp_fast_ours_macro": suite_total(os.path.join(result_dir, "blimp_fast_ours.json"), "blimp", "macro"),
-        "blimp_ours_macro": suite_total(os.path.join(result_dir, "blimp_ours.json"), "blimp", "macro"),
-        "blimp_filtered_ours_macro": suite_total(os.path.join(result_dir, "blimp_ours.json"), "blimp_filtered", "macro"),
-        "blimp_supplement_ours_macro": suite_total(os.path.join(result_dir, "blimp_ours.json"), "blimp_supplement", "macro"),
+        **{f"{suite}_ours_macro": suite_total(full, suite, "macro") if os.path.isfile(full) else None
+           for suite in ("blimp", "blimp_filtered", "blimp_supplement")},
         "heldout_loss": sum(s["final_val_loss"].values()) / len(s["final_val_loss"]),
+        "heldout_loss_trainer": heldout_loss_trainer(os.path.join(run_dir, "ckpt.safetensors")),
+        **dict(zip(("train_loss_last100", "train_loss_last100_as_logged_by_4.46"), train_loss_end(run_dir))),
         "steps": s["iterations"], "train_tokens_seen": s["tokens"],
         "wall_clock_s": s["wall_clock_s"], "tokens_per_s": s["mean_tok_per_s"],
     }
@@ -50,14 +104,14 @@ def main():
     a = ap.parse_args()
     seeds = sorted(d for d in os.listdir(a.runs) if d.startswith("seed")
                    and os.path.isfile(os.path.join(a.runs, d, "log.jsonl"))
-                   and os.path.isfile(os.path.join(a.results, d, "blimp_ours.json")))
+                   and os.path.isfile(os.path.join(a.results, d, "blimp_fast_ours.json")))
     if not seeds:
         raise SystemExit(f"{a.runs}: no finished and scored seed runs (seed1/, ...)")
     runs = [one_seed(os.path.join(a.runs, s), os.path.join(a.results, s)) for s in seeds]
     summary = {}
     for key in runs[0]:
-        if key != "seed" and runs[0][key] is not None:
-            values = [r[key] for r in runs]
+        values = [r[key] for r in runs if r[key] is not None]
+        if key != "seed" and values:
             summary[key] = {"mean": statistics.mean(values),
                             "sd": statistics.stdev(values) if len(values) > 1 else None}
     out = {"card": CARD, "runs": runs, "mean_sd": summary,

@@ -8,6 +8,7 @@
 #   bash results/run_model_a_card.sh
 #   SEEDS="1 2 3 4 5" bash results/run_model_a_card.sh
 #   EXTRA="--n_layers=8" NAME=model_a_card_8l bash results/run_model_a_card.sh   # a variant, its own folders
+#   FULL=0 ...                         # the fast set only (skip full BLiMP, filtered, supplement: ~5 min a seed)
 #
 # Every step is skipped when its output exists, so the script can be stopped and started again
 # (an interrupted training run is resumed).
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 SEEDS="${SEEDS:-1 2 3}"
 NAME="${NAME:-model_a_card}"
 EXTRA="${EXTRA:-}"
+FULL="${FULL:-1}"
 
 [ -d data/model_a_card ] || python tokenize_data.py --model-a-card --out data/model_a_card
 
@@ -32,7 +34,7 @@ for seed in $SEEDS; do
         --no-progress --out "$res/blimp_fast_card.json"
     [ -f "$res/blimp_fast_ours.json" ] || python eval_blimp.py "$out/ckpt.safetensors" --fast --no-progress \
         --out "$res/blimp_fast_ours.json"
-    [ -f "$res/blimp_ours.json" ] || python eval_blimp.py "$out/ckpt.safetensors" --dtype bfloat16 --no-progress \
+    [ "$FULL" = 0 ] || [ -f "$res/blimp_ours.json" ] || python eval_blimp.py "$out/ckpt.safetensors" --dtype bfloat16 --no-progress \
         --suite blimp,blimp_filtered,blimp_supplement --out "$res/blimp_ours.json"
 done
 python results/model_a_card.py "out/$NAME" "results/$NAME" --json "results/$NAME.json"

@@ -307,6 +307,17 @@ def test_init_std(model_a):
         assert abs(p.mean().item()) < 0.1 * want, name
 
 
+def test_init_std_without_scaled_residual_is_transformers_llama():
+    """scaled_residual_init=False: every matrix N(0, 0.02), as LlamaPreTrainedModel._init_weights does
+    with initializer_range 0.02 (the Model A card's model)."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(dim=384, n_layers=6, n_heads=6, hidden_dim=1536, vocab_size=2000,
+                                    scaled_residual_init=False))
+    for name, p in model.named_parameters():
+        if p.dim() == 2:
+            assert p.std().item() == pytest.approx(0.02, rel=0.02), name
+
+
 # ---------------------------------------------------------------------------------- generation
 
 @pytest.mark.parametrize("n_kv_heads", [4, 2])

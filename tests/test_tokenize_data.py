@@ -672,3 +672,19 @@ def test_evaluation_sentences_in_the_training_data_are_counted_and_can_be_droppe
         run(corpus, tmp_path / "d", "--tokenizer", data_dir, "--eval-data", tmp_path / "nothing",
             "--drop-eval-sentences")
     assert "--drop-eval-sentences: no minimal-pair files for eng" in str(e.value)
+
+
+def test_pair_sentences_reads_every_pair_and_names_a_bad_line(tmp_path):
+    from corpus import pair_sentences
+    good = tmp_path / "p.jsonl"
+    good.write_text('{"sentence_good": "A cat sleeps.", "sentence_bad": "A cat sleep."}\n\n'
+                    '{"sentence_good": "Dogs run.", "sentence_bad": "Dogs runs.", "UID": "x"}\n')
+    assert pair_sentences(str(good)) == ["A cat sleeps.", "A cat sleep.", "Dogs run.", "Dogs runs."]
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"sentence_good": "a", "sentence_bad": "b"}\n{"sentence_good": "c"}\n')
+    with pytest.raises(SystemExit, match=r"q.jsonl:2: not a minimal pair"):
+        pair_sentences(str(bad))
+    broken = tmp_path / "r.jsonl"
+    broken.write_text('{"sentence_good": "a", "sentence_bad": "b"}\n\n{"sentence_good": "c",\n')
+    with pytest.raises(SystemExit, match=r"r.jsonl:3: not a minimal pair"):
+        pair_sentences(str(broken))
