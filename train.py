@@ -395,6 +395,8 @@ def build_model(cfg, model_cfg, batches, ranks, dtype):
     elif cfg.init_from:
         start, _ = load_model(cfg.init_from)
     if cfg.resume or cfg.init_from:
+        # how the weights were first drawn does not matter once they are loaded
+        start.cfg = dataclasses.replace(start.cfg, scaled_residual_init=model_cfg.scaled_residual_init)
         if start.cfg != model_cfg:
             mine, theirs = dataclasses.asdict(model_cfg), dataclasses.asdict(start.cfg)
             diff = ", ".join(f"{k}: config {v}, checkpoint {theirs[k]}" for k, v in mine.items() if theirs[k] != v)

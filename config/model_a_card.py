@@ -15,6 +15,7 @@ n_heads = 6
 hidden_dim = 1536
 max_seq_len = 512        # the card's context; its samples never go past 64 tokens
 norm_eps = 1e-6
+scaled_residual_init = False   # every matrix N(0, 0.02), as transformers initialises a LlamaForCausalLM
 tie_embeddings = False
 
 # samples and batches

@@ -96,6 +96,12 @@ def one_seed(run_dir, result_dir):
     }
 
 
+def rerun_command():
+    """The run_model_a_card.sh command that made these runs (its settings reach us through the environment)."""
+    settings = [f'{k}="{os.environ[k]}"' for k in ("EXTRA", "NAME", "SEEDS", "FULL") if os.environ.get(k)]
+    return " ".join(settings + ["bash results/run_model_a_card.sh"])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("runs", help="the folder of seed runs (out/model_a_card)")
@@ -115,7 +121,7 @@ def main():
             summary[key] = {"mean": statistics.mean(values),
                             "sd": statistics.stdev(values) if len(values) > 1 else None}
     out = {"card": CARD, "runs": runs, "mean_sd": summary,
-           "command": "bash results/run_model_a_card.sh"}
+           "command": rerun_command()}
     with open(a.json, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")

@@ -286,6 +286,19 @@ def test_resume_with_another_model_shape(tiny_data, tmp_path, capsys):
                "checkpoint has another model shape than the config (dim: config 64, checkpoint 32)")
 
 
+def test_init_from_a_run_drawn_with_another_init(tiny_data, tmp_path):
+    """scaled_residual_init only decides how fresh weights are drawn: loading a checkpoint made with the
+    other choice is not a change of shape, and the loaded weights are the checkpoint's."""
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=2") == 0
+    assert run_train(tiny_data, str(tmp_path / "b"), "--max_iters=2", "--scaled_residual_init=False",
+                     f"--init_from={out}/ckpt.safetensors", "--lr=1e-12", "--min_lr=0") == 0
+    a, _ = checkpoint.load_checkpoint(f"{out}/ckpt.safetensors")
+    b, _ = checkpoint.load_checkpoint(f"{tmp_path}/b/ckpt.safetensors")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-9, msg=name)  # lr 1e-12: two steps move nothing
+
+
 def test_empty_token_file(tiny_data, tmp_path, capsys):
     open(os.path.join(tiny_data, "eng", "train.bin"), "wb").close()
     fails_with(capsys, [f"--data_dir={tiny_data}", *TINY_MODEL, "--max_iters=1"], "missing or empty token file")
