@@ -3,11 +3,13 @@
 # tokenizer (lower-cased ByteLevel BPE 16k, no BOS), one line a sample, 3 seeds of
 # config/model_a_card.py; each scored on BLiMP's fast set under the card's protocol (the card: 57.2)
 # and ours, and on full BLiMP, BLiMP-filtered and the supplement under ours; then
-# results/model_a_card.json. About 25 min of training and 5 min of scoring per seed on 2 CPU cores.
+# results/model_a_card.json. About 40 min of training (compiled; two runs at once) and 7 min of scoring per seed on 2 CPU cores.
 #
 #   bash results/run_model_a_card.sh
 #   SEEDS="1 2 3 4 5" bash results/run_model_a_card.sh
 #   EXTRA="--n_layers=8" NAME=model_a_card_8l bash results/run_model_a_card.sh   # a variant, its own folders
+#   EXTRA="--scaled_residual_init=True" NAME=model_a_card_gpt2init bash results/run_model_a_card.sh
+#   EXTRA="--compile=True" ...         # the same math, 1.2x faster here (how the published seeds ran)
 #   FULL=0 ...                         # the fast set only (skip full BLiMP, filtered, supplement: ~5 min a seed)
 #
 # Every step is skipped when its output exists, so the script can be stopped and started again
