@@ -682,9 +682,9 @@ def test_pair_sentences_reads_every_pair_and_names_a_bad_line(tmp_path):
     assert pair_sentences(str(good)) == ["A cat sleeps.", "A cat sleep.", "Dogs run.", "Dogs runs."]
     bad = tmp_path / "q.jsonl"
     bad.write_text('{"sentence_good": "a", "sentence_bad": "b"}\n{"sentence_good": "c"}\n')
-    with pytest.raises(SystemExit, match=r"q.jsonl:2: not a minimal pair"):
+    with pytest.raises(SystemExit, match=r"q.jsonl:2: no 'sentence_bad'"):
         pair_sentences(str(bad))
     broken = tmp_path / "r.jsonl"
     broken.write_text('{"sentence_good": "a", "sentence_bad": "b"}\n\n{"sentence_good": "c",\n')
-    with pytest.raises(SystemExit, match=r"r.jsonl:3: not a minimal pair"):
+    with pytest.raises(SystemExit, match=r"r.jsonl:3: not valid JSON"):
         pair_sentences(str(broken))
