@@ -30,7 +30,6 @@ import glob
 import gzip
 import hashlib
 import heapq
-import json
 import math
 import os
 import re
