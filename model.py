@@ -69,6 +69,13 @@ class ModelConfig:
     def head_dim(self) -> int:
         return self.dim // self.n_heads
 
+    def architecture(self) -> dict:
+        """The fields that decide which function a set of weights computes. The others (dropout,
+        scaled_residual_init, flash, grad_checkpoint) say how the model is trained or run, so a
+        checkpoint can be loaded under new values of them."""
+        return {key: getattr(self, key) for key in ("dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "vocab_size",
+                                                    "max_seq_len", "norm_eps", "rope_theta", "tie_embeddings")}
+
 
 class RMSNorm(nn.Module):
     """RMSNorm(x) = x / sqrt(mean(x^2) + eps) * weight   (Zhang & Sennrich 2019).

@@ -395,12 +395,10 @@ def build_model(cfg, model_cfg, batches, ranks, dtype):
     elif cfg.init_from:
         start, _ = load_model(cfg.init_from)
     if cfg.resume or cfg.init_from:
-        # how the weights were first drawn does not matter once they are loaded
-        start.cfg = dataclasses.replace(start.cfg, scaled_residual_init=model_cfg.scaled_residual_init)
-        if start.cfg != model_cfg:
-            mine, theirs = dataclasses.asdict(model_cfg), dataclasses.asdict(start.cfg)
+        mine, theirs = model_cfg.architecture(), start.cfg.architecture()
+        if mine != theirs:
             diff = ", ".join(f"{k}: config {v}, checkpoint {theirs[k]}" for k, v in mine.items() if theirs[k] != v)
-            raise SystemExit(f"{cfg.init_from or ranks.checkpoint_path}: checkpoint has another model shape than the config ({diff})")
+            raise SystemExit(f"{cfg.init_from or ranks.checkpoint_path}: checkpoint has another architecture than the config ({diff})")
         model.load_state_dict(start.state_dict())
     model.to(ranks.device)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), ranks.device_type)

@@ -283,15 +283,16 @@ def test_resume_with_another_model_shape(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=2") == 0
     fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={out}", *TINY_MODEL, "--dim=64", "--max_iters=4", "--resume"],
-               "checkpoint has another model shape than the config (dim: config 64, checkpoint 32)")
+               "checkpoint has another architecture than the config (dim: config 64, checkpoint 32)")
 
 
 def test_init_from_a_run_drawn_with_another_init(tiny_data, tmp_path):
-    """scaled_residual_init only decides how fresh weights are drawn: loading a checkpoint made with the
-    other choice is not a change of shape, and the loaded weights are the checkpoint's."""
+    """scaled_residual_init only decides how fresh weights are drawn and dropout only how they are
+    trained: loading a checkpoint under other values is not a change of architecture, and the loaded
+    weights are the checkpoint's."""
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=2") == 0
-    assert run_train(tiny_data, str(tmp_path / "b"), "--max_iters=2", "--scaled_residual_init=False",
+    assert run_train(tiny_data, str(tmp_path / "b"), "--max_iters=2", "--scaled_residual_init=False", "--dropout=0.1",
                      f"--init_from={out}/ckpt.safetensors", "--lr=1e-12", "--min_lr=0") == 0
     a, _ = checkpoint.load_checkpoint(f"{out}/ckpt.safetensors")
     b, _ = checkpoint.load_checkpoint(f"{tmp_path}/b/ckpt.safetensors")
