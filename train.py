@@ -207,6 +207,8 @@ def main(argv):
     if progress.iter_num == 0 and evaluate_and_update() is None:
         return 1
     t_log, tokens_at_log, iter_at_log = time.time(), progress.tokens_seen, progress.iter_num
+    eval_seconds = 0.0  # spent evaluating and saving since the last log: not counted in tok_per_s
+    t_start, iter_at_start, last = t_log, progress.iter_num, ""  # for the eval lines (the bar is off when not on a terminal)
     stopping = 0
     while progress.iter_num < max_iters:
         lr = learning_rate(progress.iter_num, cfg, max_iters)
@@ -250,13 +252,14 @@ def main(argv):
                 return 1
             loss_sum.zero_()
             seconds = time.time() - t_log
-            tok_per_s = (progress.tokens_seen - tokens_at_log) / max(seconds, 1e-9)
-            t_log, tokens_at_log, iter_at_log = time.time(), progress.tokens_seen, progress.iter_num
+            tok_per_s = (progress.tokens_seen - tokens_at_log) / max(seconds - eval_seconds, 1e-9)
+            t_log, tokens_at_log, iter_at_log, eval_seconds = time.time(), progress.tokens_seen, progress.iter_num, 0.0
             mfu = raw_model.estimate_mfu(tok_per_s / ranks.world_size, device=ranks.device) if ranks.device_type == "cuda" else None
             log({"kind": "train", "iter": progress.iter_num, "loss": mean_loss, "lr": lr, "tokens": progress.tokens_seen,
                  "words": round(progress.words_seen), "tok_per_s": round(tok_per_s, 1), "mfu": mfu,
                  "seconds": round(seconds, 3)})
             bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_per_s:,.0f}")
+            last = f"train loss {mean_loss:.4f} ({tok_per_s:,.0f} tok/s), "
 
         for count in milestones.passed():
             if diverged():
@@ -265,12 +268,17 @@ def main(argv):
 
         stopping = stop.agreed(cfg.stop_iter is not None and progress.iter_num >= cfg.stop_iter, progress.iter_num)
         if progress.iter_num % cfg.eval_interval == 0 or progress.iter_num == max_iters:
+            t_eval = time.time()
             losses = evaluate_and_update()
             if losses is None:
                 return 1
             if ranks.master:
-                bar.write(f"iter {progress.iter_num}: val loss " + " ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+                seconds_per_iter = (time.time() - t_start) / (progress.iter_num - iter_at_start)
+                left = round(seconds_per_iter * (max_iters - progress.iter_num))
+                bar.write(f"iter {progress.iter_num}/{max_iters}: {last}val loss " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+                          + f", {left // 60}m{left % 60:02d}s left")
             save()
+            eval_seconds += time.time() - t_eval
         elif stopping:
             if diverged():
                 return 1

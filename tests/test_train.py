@@ -186,9 +186,13 @@ def test_ddp_ranks_draw_disjoint_parts_of_the_same_global_batch(tiny_data):
 
 # ----------------------------------------------------------------------------- training runs
 
-def test_a_short_run_learns_and_logs(tiny_data, tmp_path):
+def test_a_short_run_learns_and_logs(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=30", "--lr=3e-3", "--eval_interval=15", "--log_interval=5") == 0
+    # off a terminal the progress bar is silent: each evaluation prints a line instead
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("iter ")]
+    assert [line.split(":")[0] for line in printed] == ["iter 15/30", "iter 30/30"]
+    assert "train loss" in printed[0] and "tok/s" in printed[0] and "val loss eng" in printed[0] and printed[1].endswith("0m00s left")
     evals = read_log(out, "eval")
     assert [e["iter"] for e in evals] == [0, 15, 30]
     assert set(evals[0]["val_loss"]) == {"eng", "nld"}
@@ -196,6 +200,8 @@ def test_a_short_run_learns_and_logs(tiny_data, tmp_path):
     records = read_log(out, "train")
     assert [r["iter"] for r in records] == [5, 10, 15, 20, 25, 30]
     assert records[-1]["tokens"] == 30 * 4 * 32 * 2
+    # tok_per_s leaves out the time spent evaluating and saving; seconds is the wall clock
+    assert records[3]["tok_per_s"] > 5 * 4 * 32 * 2 / records[3]["seconds"]
     weights, info = checkpoint_weights(os.path.join(out, "ckpt.safetensors"))
     assert info["iter_num"] == 30 and not any(k.startswith("_orig_mod.") for k in weights)
     assert json.load(open(os.path.join(out, "config.json")))["lr"] == 3e-3
