@@ -37,25 +37,18 @@ import eval_blimp as ev  # noqa: E402
 import pairs as pair_files  # noqa: E402
 from checkpoint import load_model  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
-from tokenizer import Tokenizer, load_tokenizer  # noqa: E402
+from tokenizer import Tokenizer, load_tokenizer, train_tokenizer  # noqa: E402
 
 
 def train_bpe(corpus_glob: str, vocab_size: int) -> Tokenizer:
-    """A ByteLevel BPE with <s>, </s>, <pad> first, as tokenize_data.py trains."""
-    from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+    """A ByteLevel BPE trained as tokenize_data.py trains one."""
     lines = []
     for path in sorted(glob.glob(corpus_glob)):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             lines += f.read().splitlines()
     if not lines:
         raise SystemExit(f"{corpus_glob}: no corpus to train a tokenizer on (give --tokenizer)")
-    tok = HFTokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(lines, trainer)
-    return Tokenizer("bpe", tok.to_str().encode("utf-8"))
+    return train_tokenizer(lines, "bpe", vocab_size)
 
 
 @torch.no_grad()

@@ -22,16 +22,9 @@ def synthetic_text(n_lines, seed):
 
 
 def tiny_bpe(lines, vocab_size=300):
-    """A small ByteLevel BPE with the specials <s>, </s>, <pad> first, as tokenize_data.py trains."""
-    from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
-    tok = HFTokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(lines, trainer)
-    from tokenizer import Tokenizer
-    return Tokenizer("bpe", tok.to_str().encode("utf-8"))
+    """A small ByteLevel BPE, trained as tokenize_data.py trains one."""
+    from tokenizer import train_tokenizer
+    return train_tokenizer(lines, "bpe", vocab_size)
 
 
 def write_data_dir(path, docs_by_lang, tokenizer, val_fraction=0.2):
