@@ -96,9 +96,12 @@ def one_seed(run_dir, result_dir):
     }
 
 
-def rerun_command():
-    """The run_model_a_card.sh command that made these runs (its settings reach us through the environment)."""
-    settings = [f'{k}="{os.environ[k]}"' for k in ("EXTRA", "NAME", "SEEDS", "FULL") if os.environ.get(k)]
+def rerun_command(seeds):
+    """The run_model_a_card.sh command that makes these runs again: its settings reach us through the
+    environment, except the seeds, which are those found (the runs may have been made a few at a time)."""
+    settings = [f'{k}="{os.environ[k]}"' for k in ("EXTRA", "NAME", "FULL") if os.environ.get(k)]
+    if seeds != [1, 2, 3]:  # the script's default
+        settings.append(f'SEEDS="{" ".join(map(str, seeds))}"')
     return " ".join(settings + ["bash results/run_model_a_card.sh"])
 
 
@@ -108,9 +111,10 @@ def main():
     ap.add_argument("results", help="the folder of their eval results (results/model_a_card)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
-    seeds = sorted(d for d in os.listdir(a.runs) if d.startswith("seed")
+    seeds = sorted((d for d in os.listdir(a.runs) if d.startswith("seed")
                    and os.path.isfile(os.path.join(a.runs, d, "log.jsonl"))
-                   and os.path.isfile(os.path.join(a.results, d, "blimp_fast_ours.json")))
+                   and os.path.isfile(os.path.join(a.results, d, "blimp_fast_ours.json"))),
+                   key=lambda d: int(d.removeprefix("seed")))
     if not seeds:
         raise SystemExit(f"{a.runs}: no finished and scored seed runs (seed1/, ...)")
     runs = [one_seed(os.path.join(a.runs, s), os.path.join(a.results, s)) for s in seeds]
@@ -121,7 +125,7 @@ def main():
             summary[key] = {"mean": statistics.mean(values),
                             "sd": statistics.stdev(values) if len(values) > 1 else None}
     out = {"card": CARD, "runs": runs, "mean_sd": summary,
-           "command": rerun_command()}
+           "command": rerun_command([r["seed"] for r in runs])}
     with open(a.json, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
