@@ -5,6 +5,7 @@ whole run costs.
     python bench/tokenize_throughput.py --tokenizer data/eng_nld_zho       # all of ../shared/data/corpora
     python bench/tokenize_throughput.py --tokenizer data/eng_nld_zho --mb 4 --repeat 3
     python bench/tokenize_throughput.py --whole                    # tokenize_data.py on the corpora, timed
+    python bench/tokenize_throughput.py --whole --tokenize-args "--backend spm"   # ... with other flags
     python bench/tokenize_throughput.py --scale 10,100             # English repeated 10x, 100x: time, memory
 
 Both sides encode the same documents (every line of every file under --corpus, or the first --mb MB of
@@ -29,6 +30,7 @@ import gzip
 import os
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -141,7 +143,8 @@ def run_tokenize_data(corpus: str, out: str, extra: list) -> tuple:
 def whole(args):
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(1, args.repeat + 1):
-            wall, out, _ = run_tokenize_data(args.corpus, os.path.join(tmp, "data"), ["--force"])
+            wall, out, _ = run_tokenize_data(args.corpus, os.path.join(tmp, "data"),
+                                             ["--force", *shlex.split(args.tokenize_args)])
             last = out.strip().splitlines()[-1]
             print(f"  run {k}: {wall:.1f}s wall (load average {os.getloadavg()[0]:.2f}); tokenize_data.py: {last}")
 
@@ -176,6 +179,8 @@ def main():
     p.add_argument("--repeat", type=int, default=1, help="alternate the two sides this many times; best of each")
     p.add_argument("--check", action="store_true", help="also decode every document and compare with its line")
     p.add_argument("--whole", action="store_true", help="time tokenize_data.py on --corpus, tokenizer included")
+    p.add_argument("--tokenize-args", default="", help="more tokenize_data.py flags for --whole, e.g. "
+                   "'--backend spm' or '--tokenizer-sample 500K'")
     p.add_argument("--scale", default=None, help="N[,N...]: English repeated N times, through tokenize_data.py")
     p.add_argument("--tmp", default=None, help="where --scale writes its corpus (default: the system's temp)")
     args = p.parse_args()

@@ -71,12 +71,15 @@ def train_loss_end(run_dir, steps=100):
     card's Trainer, which is transformers 4.46.3) and that loss as the card's log shows it. 4.46.3
     divides a step's summed loss by its labels before the shift, one per sample more than its
     targets (transformers PR #46204, 2026, fixed it), so its logged training loss is the true one
-    times targets / (targets + samples); 64 samples a step."""
+    times targets / (targets + samples); the card's recipe takes 64 samples a step."""
     train = [r for r in read_log(run_dir) if r["kind"] == "train"]
     last = [r["loss"] for r in train if r["iter"] > train[-1]["iter"] - steps]
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    samples_per_step = config["batch_size"] * config["grad_accum"] * config["world_size"]
     targets_per_step = train[-1]["tokens"] / train[-1]["iter"]
     mean = sum(last) / len(last)
-    return mean, mean * targets_per_step / (targets_per_step + 64)
+    return mean, mean * targets_per_step / (targets_per_step + samples_per_step)
 
 
 def one_seed(run_dir, result_dir):
