@@ -2,7 +2,7 @@
 # Beyond the card (results/README.md, "Beyond the card, on the same 2 MB"): every variant of the table
 # there, two seeds each (three for the GPT-2 init), scored on BLiMP's fast set under the card's protocol
 # and ours; each writes results/<name>.json. ~25 min a variant with two seeds at once on 2 CPU cores,
-# ~5 h for all of them.
+# ~8 h for all of them.
 #
 #   bash results/run_model_a_card_levers.sh                                  # all of them, in order
 #   bash results/run_model_a_card_levers.sh model_a_card_lever_batch32 ...   # the ones named
@@ -31,6 +31,8 @@ model_a_card_lever_batch32|$THREE --grad_accum=2|1 2|0
 model_a_card_lever_batch16|$THREE --grad_accum=1|1 2|0
 model_a_card_lever_batch32_lr6e4|$THREE --grad_accum=2 --lr=6e-4|1 2|0
 model_a_card_lever_batch32_4ep_drop|--epochs=4 --data_dir=data/model_a_card_8k --grad_accum=2 --dropout=0.1|1 2|0
+model_a_card_lever_batch32_8l|$THREE --grad_accum=2 --n_layers=8|1 2|0
+model_a_card_lever_batch32_wd05|$THREE --grad_accum=2 --weight_decay=0.5|1 2|0
 "
 
 names=$(echo "$VARIANTS" | cut -d'|' -f1)

@@ -122,6 +122,23 @@ def test_shipped_configs_load():
             load_config([os.path.join(ROOT, "config", name)], train.ModelConfig, train.TrainConfig, train.MixerConfig)
 
 
+def test_every_results_variant_is_a_valid_config():
+    """results/run_model_a_card_levers.sh runs for hours; a mistyped flag in its table must fail here, not
+    after the variants before it have trained."""
+    with open(os.path.join(ROOT, "results", "run_model_a_card_levers.sh")) as f:
+        script = f.read()
+    three = script.split('THREE="', 1)[1].split('"', 1)[0]
+    rows = [line.split("|") for line in script.split('VARIANTS="', 1)[1].split('"', 1)[0].strip().splitlines()]
+    assert len(rows) >= 10 and len({name for name, *_ in rows}) == len(rows)
+    for name, flags, seeds, full in rows:
+        argv = [os.path.join(ROOT, "config", "model_a_card.py"), *flags.replace("$THREE", three).split()]
+        model_cfg, cfg, _, explicit = train.read_config(argv)
+        assert explicit >= {a[2:].split("=")[0] for a in argv[1:]}, name
+        assert seeds.split() and full in ("0", "1"), name
+        if "--grad_accum=2" in flags:  # 32 samples a step: half the card's 64
+            assert cfg.batch_size * cfg.grad_accum == 32, name
+
+
 def test_model_a_config_has_the_reference_shape_and_26M_parameters():
     (model_cfg, cfg, _), _ = load_config([os.path.join(ROOT, "config", "model_a.py")],
                                          train.ModelConfig, train.TrainConfig, train.MixerConfig)
