@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Beyond the card (results/README.md, "Beyond the card, on the same 2 MB"): every variant of the table
-# there, two seeds each (three for the GPT-2 init), scored on BLiMP's fast set under the card's protocol
-# and ours; each writes results/<name>.json. ~25 min a variant with two seeds at once on 2 CPU cores,
+# there, two seeds each (three for the GPT-2 init and 32 a step), scored on BLiMP's fast set under the
+# card's protocol and ours; each writes results/<name>.json. ~25 min a variant with two seeds at once on 2 CPU cores,
 # ~8 h for all of them.
 #
 #   bash results/run_model_a_card_levers.sh                                  # all of them, in order
@@ -27,7 +27,7 @@ model_a_card_lever_4k|--epochs=3 --data_dir=data/model_a_card_4k|1 2|0
 model_a_card_lever_lr1e3|$THREE --lr=1e-3|1 2|0
 model_a_card_lever_tied|$THREE --tie_embeddings=True|1 2|0
 model_a_card_lever_dim256|$THREE --dim=256 --n_heads=4 --hidden_dim=1024|1 2|0
-model_a_card_lever_batch32|$THREE --grad_accum=2|1 2|0
+model_a_card_lever_batch32|$THREE --grad_accum=2|1 2 3|0
 model_a_card_lever_batch16|$THREE --grad_accum=1|1 2|0
 model_a_card_lever_batch32_lr6e4|$THREE --grad_accum=2 --lr=6e-4|1 2|0
 model_a_card_lever_batch32_4ep_drop|--epochs=4 --data_dir=data/model_a_card_8k --grad_accum=2 --dropout=0.1|1 2|0
