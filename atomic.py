@@ -1,6 +1,6 @@
 """
-Files and folders written atomically: a crash, a full disk or Ctrl-C at any moment leaves the old
-version or the new one, never half of one.
+Files and folders written atomically, by one process at a time: a crash, a full disk or Ctrl-C at
+any moment leaves the old version or the new one, never half of one.
 
     with atomic_path("out/ckpt.safetensors") as tmp:   # write tmp; it becomes the target on success
         save_file(tensors, tmp)
@@ -10,8 +10,15 @@ version or the new one, never half of one.
 The trick is the same for both: write next to the target (same file system), flush to disk, then
 rename, which POSIX guarantees to be all or nothing. A process killed with SIGKILL runs no cleanup,
 so its temporary files stay behind; `remove_stale_temporaries` removes them at the next start.
+
+A folder is replaced by two renames (out -> its -old copy, the staged folder -> out); a kill between
+them leaves no out, so the next start puts the -old copy back (`recover_staged`) before anything
+else. Two processes writing one output would interleave: `hold_lock` takes an exclusive lock
+(`fcntl.flock`, released by the kernel when the process ends, however it ends) for as long as the
+writer runs, and a second writer stops with one line naming the first one's PID.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -53,27 +60,75 @@ def remove_stale_temporaries(folder: str):
 class staged_folder:
     """`with staged_folder(out) as tmp:` fills a fresh folder next to out; on success it becomes out
     (an existing out is swapped out and deleted), on any error or Ctrl-C it is removed. The caller
-    decides beforehand whether an existing out may be replaced."""
+    decides beforehand whether an existing out may be replaced. While it runs it holds the lock on
+    out (hold_lock), and it first repairs what a killed run left (recover_staged)."""
 
     def __init__(self, out: str):
         self.out = os.path.abspath(out)
 
     def __enter__(self):
-        parent = os.path.dirname(self.out)
+        parent, name = os.path.split(self.out)
         os.makedirs(parent, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out)}.tmp-", dir=parent)
+        self.lock = hold_lock(os.path.join(parent, f".{name}.lock"), self.out)
+        recover_staged(self.out)
+        self.tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            if exc_type is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                return False
+            os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700; these folders are for sharing
+            old = None
+            if os.path.isdir(self.out):
+                old = self.tmp + "-old"
+                os.rename(self.out, old)
+            os.rename(self.tmp, self.out)  # a kill before this line leaves no out: recover_staged
+            if old:
+                shutil.rmtree(old)
             return False
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700; these folders are for sharing
-        old = None
-        if os.path.isdir(self.out):
-            old = self.tmp + "-old"
-            os.rename(self.out, old)
-        os.rename(self.tmp, self.out)
-        if old:
-            shutil.rmtree(old)
-        return False
+        finally:
+            self.lock.close()
+
+
+def recover_staged(out: str):
+    """Repair what writers of `out` killed mid-way (SIGKILL, a power cut: no cleanup ran) left beside
+    it: a `-old` copy is the complete previous out, put back where out is missing (killed between
+    the two renames) and removed where out exists; a staging folder is removed (it may be
+    incomplete). Call it holding out's lock."""
+    parent, name = os.path.split(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        return
+    ours = [e for e in sorted(os.listdir(parent)) if e.startswith(f".{name}.tmp-")
+            and os.path.isdir(os.path.join(parent, e)) and not os.path.islink(os.path.join(parent, e))]
+    for entry in sorted(ours, key=lambda e: not e.endswith("-old")):  # the -old copies first
+        path = os.path.join(parent, entry)
+        if entry.endswith("-old") and not os.path.exists(out):
+            print(f"{out}: restoring the previous version from {path} (a run was killed while replacing it)")
+            os.rename(path, out)
+        else:
+            print(f"{path}: removing the temporary folder of an earlier run that did not finish")
+            shutil.rmtree(path)
+
+
+def hold_lock(lock_path: str, what: str):
+    """An exclusive lock on lock_path (made if missing, holding our PID) for as long as the returned
+    file stays open; the kernel drops it when the process ends. SystemExit with one line naming the
+    holder's PID if another process has it."""
+    try:
+        f = open(lock_path, "a+")
+    except OSError as e:
+        raise SystemExit(f"{what}: cannot make the lock file {lock_path} ({e.strerror or e})")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read(20).strip() or "unknown"
+        f.close()
+        raise SystemExit(f"{what}: in use by another process (PID {holder}); wait for it to finish or stop it")
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f

@@ -3,7 +3,11 @@ Config files and command-line overrides, checked against typed dataclasses.
 
     python train.py config/model_a.py --lr=1e-3 --max_iters=100 --init_from=None --resume
 
-A config file is a plain Python file of assignments (`lr = 3e-4`). Every name it assigns, and every
+A config file is lines of plain assignments in Python's syntax (`lr = 3e-4`, `hidden_dim = 4 * 384`).
+It is parsed, never run: a value must be a literal (a number, a string, True/False/None, a list,
+tuple or dict of those, or arithmetic on numbers); an import, a call, a name or a loop is refused
+with one line naming the file, the line and the construct, so a config file from somebody else
+cannot run code. Every name it assigns, and every
 `--key=value` on the command line (later ones win), must be a field of one of the config dataclasses
 given to `load_config`; a misspelt key fails with "did you mean ...", as nanoGPT's exec-into-globals
 configurator cannot. Values are converted to the field's type: `--lr=1` gives the float 1.0,
@@ -89,18 +93,89 @@ def usage(program, config_classes, hints):
 
 
 def _read_config_file(path):
+    """A config file's assignments as {name: value}, read without running the file: it is parsed
+    (`ast`) and each line must be `name = value` with a literal value (see config_value)."""
     try:
-        with open(path) as f:
-            source = f.read()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
-        raise SystemExit(f"{path}: cannot read config file ({e.strerror})")
-    namespace = {}
+        raise SystemExit(f"{path}: cannot read config file ({e.strerror or e})")
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise SystemExit(f"{path}: over {MAX_CONFIG_BYTES // 1000} kB; a config file is a page of assignments")
     try:
-        exec(compile(source, path, "exec"), {}, namespace)
-    except Exception as e:
-        raise SystemExit(f"{path}: error in config file: {type(e).__name__}: {e}")
-    # keep the assignments; skip private names and anything imported
-    return {k: v for k, v in namespace.items() if not k.startswith("_") and not isinstance(v, type(typing))}
+        tree = ast.parse(raw.decode("utf-8"), filename=path)
+    except UnicodeDecodeError:
+        raise SystemExit(f"{path}: not a text file (not UTF-8); a config file is lines of name = value")
+    except (SyntaxError, ValueError) as e:
+        raise SystemExit(f"{path}:{getattr(e, 'lineno', '?')}: not a config file: {getattr(e, 'msg', e)}")
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue  # a docstring
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise SystemExit(f"{path}:{node.lineno}: {_construct(node)} is not allowed in a config file "
+                             f"(only name = value lines; nothing in a config file is run)")
+        values[node.targets[0].id] = config_value(node.value, path)
+    return values
+
+
+MAX_CONFIG_BYTES = 1_000_000
+NUMBER_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+              ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
+              ast.Pow: lambda a, b: a ** b}
+
+
+def config_value(node, path):
+    """The value of a config line's right-hand side: a number, string, bool or None; a list, tuple
+    or dict of those; or arithmetic on numbers (`6 * 64`, `3e-4 / 10`, `-1`, `2 ** 10`). A name, a
+    call, an attribute or anything else is refused: evaluating it could run code."""
+    def value(n):
+        if isinstance(n, ast.Constant) and (n.value is None or isinstance(n.value, (bool, int, float, str))):
+            return n.value
+        if isinstance(n, (ast.List, ast.Tuple)):
+            items = [value(e) for e in n.elts]
+            return items if isinstance(n, ast.List) else tuple(items)
+        if isinstance(n, ast.Dict) and None not in n.keys:
+            return {value(k): value(v) for k, v in zip(n.keys, n.values)}
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd)):
+            x = number(n.operand)
+            return -x if isinstance(n.op, ast.USub) else x
+        if isinstance(n, ast.BinOp) and type(n.op) in NUMBER_OPS:
+            a, b = number(n.left), number(n.right)
+            if isinstance(n.op, ast.Pow) and abs(b) > 64:  # 10 ** 10 ** 9 would take all the memory there is
+                raise SystemExit(f"{path}:{n.lineno}: exponent {b} is too large for a config value")
+            try:
+                return NUMBER_OPS[type(n.op)](a, b)
+            except (ArithmeticError, ValueError) as e:
+                raise SystemExit(f"{path}:{n.lineno}: {type(e).__name__}: {e}")
+        raise SystemExit(f"{path}:{n.lineno}: {_construct(n)} is not allowed in a config value (only literals: "
+                         f"numbers, strings, True/False/None, lists/tuples/dicts of them, arithmetic on numbers)")
+
+    def number(n):
+        x = value(n)
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise SystemExit(f"{path}:{n.lineno}: arithmetic on {type(x).__name__} {x!r}; only numbers add up")
+        return x
+    return value(node)
+
+
+def _construct(node) -> str:
+    """How a user would name this piece of Python: "import", "a call of os.system", "a name (dim)"."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return "import"
+    if isinstance(node, ast.Call):
+        return f"a call of {ast.unparse(node.func)}"
+    if isinstance(node, ast.Name):
+        return f"a name ({node.id})"
+    if isinstance(node, ast.Assign):
+        return "an assignment to " + ", ".join(ast.unparse(t) for t in node.targets)
+    if isinstance(node, ast.Expr):
+        return _construct(node.value) if isinstance(node.value, ast.Call) else "an expression statement"
+    return {ast.While: "a while loop", ast.For: "a for loop", ast.If: "an if statement",
+            ast.FunctionDef: "a function definition", ast.ClassDef: "a class definition",
+            ast.Attribute: "an attribute", ast.AugAssign: "an augmented assignment",
+            ast.AnnAssign: "an annotated assignment", ast.With: "a with statement",
+            ast.Lambda: "a lambda", ast.Subscript: "a subscript"}.get(type(node), type(node).__name__)
 
 
 def _check_known(key, owner, where):

@@ -49,7 +49,6 @@ import collections
 import itertools
 import os
 import shlex
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -213,19 +212,6 @@ def check_out(out: str, force: bool):
         raise SystemExit(f"--out {out}: {above} is a file, not a folder")
     if not os.access(above, os.W_OK | os.X_OK):
         raise SystemExit(f"--out {out}: no permission to write in {above}")
-
-
-def remove_stale_staged_folders(out: str):
-    """The temporary folders (.NAME.tmp-*, see checkpoint.staged_folder) that runs writing to out left behind
-    when they were killed (SIGKILL or a power cut: no cleanup code runs). They can be as large as the data."""
-    parent, name = os.path.split(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        return
-    for entry in sorted(os.listdir(parent)):
-        path = os.path.join(parent, entry)
-        if entry.startswith(f".{name}.tmp-") and os.path.isdir(path) and not os.path.islink(path):
-            print(f"{path}: removing the temporary folder of an earlier run that did not finish")
-            shutil.rmtree(path)
 
 
 # -----------------------------------------------------------------------------
@@ -565,7 +551,6 @@ def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg, explicit = parse_args(argv)
     check_out(cfg.out, cfg.force)
-    remove_stale_staged_folders(cfg.out)
     reused = reuse_tokenizer(cfg, explicit) if cfg.tokenizer is not None else None
     normalize = normalizer_function(cfg.normalize) if not reused else \
         reused.normalize if reused.normalizer != "none" else None
