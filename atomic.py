@@ -112,23 +112,57 @@ def recover_staged(out: str):
             shutil.rmtree(path)
 
 
-def hold_lock(lock_path: str, what: str):
-    """An exclusive lock on lock_path (made if missing, holding our PID) for as long as the returned
-    file stays open; the kernel drops it when the process ends. SystemExit with one line naming the
-    holder's PID if another process has it."""
-    try:
-        f = open(lock_path, "a+")
-    except OSError as e:
-        raise SystemExit(f"{what}: cannot make the lock file {lock_path} ({e.strerror or e})")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+class hold_lock:
+    """An exclusive lock on lock_path (a file made for it, holding our PID) until close(), which
+    removes the file; the kernel drops the lock when the process ends, however it ends, and the file
+    a killed holder left is simply locked again. SystemExit with one line naming the holder's PID if
+    another process has it. Usable as `with hold_lock(path, what):`."""
+
+    def __init__(self, lock_path: str, what: str):
+        self.path = lock_path
+        while True:
+            try:
+                f = open(lock_path, "a+")
+            except OSError as e:
+                raise SystemExit(f"{what}: cannot make the lock file {lock_path} ({e.strerror or e})")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read(20).strip() or "unknown"
+                f.close()
+                raise SystemExit(f"{what}: in use by another process (PID {holder}); wait for it to finish or stop it")
+            try:  # the holder before us may have removed the file between our open and our lock: lock it anew
+                if os.stat(lock_path).st_ino == os.fstat(f.fileno()).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            f.close()
         f.seek(0)
-        holder = f.read(20).strip() or "unknown"
-        f.close()
-        raise SystemExit(f"{what}: in use by another process (PID {holder}); wait for it to finish or stop it")
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self.file = f
+
+    def close(self):
+        if not self.file.closed:
+            os.remove(self.path)  # still holding the lock, so nobody else holds this file
+            self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def check_output(out: str, inputs, flag: str):
+    """Stop with one line if the output path `out` (given as `flag`) is one of the command's input
+    files (after following symlinks: writing it would destroy the input) or an existing folder."""
+    if os.path.isdir(out):
+        raise SystemExit(f"{flag} {out}: is a folder; give a file name")
+    real = os.path.realpath(out)
+    for path in inputs:
+        if path and os.path.realpath(path) == real:
+            raise SystemExit(f"{flag} {out}: is {path}, an input of this command; writing it would destroy it")

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from atomic import atomic_path, write_json
+from atomic import atomic_path, check_output, write_json
 from model import DTYPES
 from pairs import DEFAULT_DATA_ROOT, FAST_PAIRS, GROUP_KEYS, SUITES, parse_columns, read_pairs, suite_files
 
@@ -536,6 +536,7 @@ def main(argv=None):
     for flag, path in (("--out", args.out), ("--predictions", args.predictions),
                        ("--babylm-predictions", args.babylm_predictions)):
         check_writable(flag, path)  # before minutes of scoring, not after
+    check_outputs_are_not_inputs(args)
 
     from checkpoint import load_model
     model, tokenizer = load_model(args.model, args.device, args.tokenizer)
@@ -563,6 +564,20 @@ def main(argv=None):
         write_json(args.out, result, indent=1, ensure_ascii=False)
         print(f"wrote {args.out}")
     return result
+
+
+def check_outputs_are_not_inputs(args):
+    """No output may be the model, its tokenizer, a pair file or another output (symlinks followed)."""
+    inputs = [args.model, args.tokenizer]
+    if os.path.isdir(args.model):
+        inputs += [os.path.join(args.model, name) for name in os.listdir(args.model)]
+    for suite in args.suite.split(","):
+        if suite.strip() and (suite.strip() in SUITES or os.path.exists(suite.strip())):
+            inputs += suite_files(suite.strip(), args.data_root)[1]
+    outputs = [("--out", args.out), ("--predictions", args.predictions), ("--babylm-predictions", args.babylm_predictions)]
+    for i, (flag, path) in enumerate(outputs):
+        if path:
+            check_output(path, inputs + [p for _, p in outputs[i + 1:]], flag)
 
 
 def check_writable(flag: str, path: str):

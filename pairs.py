@@ -30,6 +30,7 @@ import glob
 import gzip
 import json
 import os
+import sys
 
 DEFAULT_DATA_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
 
@@ -100,8 +101,10 @@ def read_pairs(files, fast: bool = False, columns: dict = None) -> list:
     pair and are passed over)."""
     pairs, per_paradigm = [], {}
     for path in files:
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise SystemExit(f"{path}: no such file")
+        if not os.path.isfile(path):
+            raise SystemExit(f"{path}: not a regular file (a folder, FIFO or device); give a pair file")
         n_in_file = 0
         table = path.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
         try:
@@ -116,13 +119,17 @@ def read_pairs(files, fast: bool = False, columns: dict = None) -> list:
                              f"({type(e).__name__}: {e})")
         if n_in_file == 0:
             raise SystemExit(f"{path}: no pairs in the file")
+    same = [p for p in pairs if p["good"] == p["bad"]]
+    if same:  # real suites have a few (BLiMP 7, SLING 24); many mean the columns are wrong
+        print(f"notice: {len(same):,} of {len(pairs):,} pairs have the same good and bad sentence (a tie; first at "
+              f"{same[0]['file']}:{same[0]['line']})", file=sys.stderr)
     return pairs
 
 
 def read_jsonl(path: str, columns: dict = None):
     keys = {**JSONL_KEYS, **(columns or {})}
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with opener(path, "rt", encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -141,7 +148,7 @@ def read_table(path: str, columns: dict = None):
     A pair's line is the line its row starts on (a quoted CSV field may span lines)."""
     tsv = path.endswith((".tsv", ".tsv.gz"))
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.reader(f, strict=True)
         start = 1
         try:
@@ -176,6 +183,8 @@ def table_keys(header: list, columns: dict, path: str) -> dict:
                 raise SystemExit(f"{path}:1: no column '{columns[role]}' (--columns {role}={columns[role]}); "
                                  f"the header has {', '.join(header)}")
             candidates = (columns[role],)
+            if role != "paradigm" and columns.get("good", "").lower() == columns.get("bad", "").lower():
+                raise SystemExit(f"{path}:1: --columns names {columns[role]!r} for both the good and the bad sentence")
         found = [by_lower[c.lower()] for c in candidates if c.lower() in by_lower]
         if found:
             keys[role] = found[0]

@@ -24,18 +24,28 @@ import argparse
 import json
 import os
 
+from atomic import check_output, write_json
+
 
 def read_log(run_dir):
     path = os.path.join(run_dir, "log.jsonl")
     if not os.path.isfile(path):
         raise SystemExit(f"{path}: no log (is {run_dir} a train.py run folder?)")
     records = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise SystemExit(f"{path}:{n}: not a JSON record")
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    raise SystemExit(f"{path}:{n}: not a JSON record")
+                if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+                    raise SystemExit(f"{path}:{n}: not a train.py log record (no 'kind')")
+                records.append(record)
+    except UnicodeDecodeError:
+        raise SystemExit(f"{path}: not a text file (not UTF-8); a train.py log is JSON lines")
+    except OSError as e:
+        raise SystemExit(f"{path}: cannot read the log ({e.strerror or e})")
     return records
 
 
@@ -48,8 +58,13 @@ def run_summary(run_dir):
     if not train or not evals:
         raise SystemExit(f"{run_dir}/log.jsonl: no training or evaluation records yet")
     rates = [r["tok_per_s"] for r in train if r.get("tok_per_s")]
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = json.load(f)
+    try:
+        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{os.path.join(run_dir, 'config.json')}: not a readable run config ({type(e).__name__})")
+    if not isinstance(config, dict):
+        raise SystemExit(f"{os.path.join(run_dir, 'config.json')}: not a run config (a JSON object)")
     return {
         "run": run_dir,
         "iterations": train[-1]["iter"],
@@ -250,6 +265,10 @@ def main(argv=None):
     p.add_argument("--mixer-png", help="write the mixer plot of one run here (pi, held-out loss, epochs)")
     p.add_argument("--study", action="store_true", help="summarise a TAAM study (see the docstring)")
     args = p.parse_args(argv)
+    inputs = [os.path.join(r, name) for r in args.runs for name in ("log.jsonl", "config.json")]
+    for flag, out in (("--json", args.json), ("--png", args.png), ("--mixer-png", args.mixer_png)):
+        if out:
+            check_output(out, inputs, flag)
     if args.mixer_png and (args.study or len(args.runs) != 1):
         raise SystemExit("report.py: --mixer-png draws one run: give one run folder, without --study")
     if args.study:
@@ -257,8 +276,8 @@ def main(argv=None):
         print(study_table(result))
         if args.json:
             os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-            with open(args.json, "w") as f:
-                json.dump({k: {kk: vv for kk, vv in v.items() if kk != "curves"} for k, v in result.items()}, f, indent=1)
+            write_json(args.json, {k: {kk: vv for kk, vv in v.items() if kk != "curves"} for k, v in result.items()},
+                       indent=1)
         if args.png:
             print("wrote", study_plot(result, args.png))
         return
@@ -266,8 +285,7 @@ def main(argv=None):
     print(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2))
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(summaries if len(summaries) > 1 else summaries[0], f, indent=2)
+        write_json(args.json, summaries if len(summaries) > 1 else summaries[0], indent=2)
     if args.png:
         print("wrote", plot(args.runs, args.png))
     if args.mixer_png:
