@@ -32,6 +32,9 @@ from torch.utils.checkpoint import checkpoint
 
 @dataclass
 class ModelConfig:
+    """The model's shape. Bounded (LIMITS), so that a config or checkpoint from elsewhere claiming, say,
+    n_layers=10**6 stops with one line instead of allocating until the machine dies; the bounds are
+    far above any model this trainer is for (LLaMA-2 70B: dim 8192, 80 layers, 4096 positions)."""
     dim: int = 384                      # width of the residual stream (HF: hidden_size)
     n_layers: int = 6
     n_heads: int = 6                    # query heads
@@ -48,13 +51,13 @@ class ModelConfig:
     grad_checkpoint: bool = False       # recompute each block in the backward pass to save memory
 
     def __post_init__(self):
-        for key in ("dim", "n_layers", "n_heads", "hidden_dim", "vocab_size", "max_seq_len"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"model: {key}={getattr(self, key)} must be at least 1")
+        if self.n_kv_heads is not None and not 1 <= self.n_kv_heads <= LIMITS["n_heads"]:
+            raise ValueError(f"model: n_kv_heads={self.n_kv_heads} must be between 1 and {LIMITS['n_heads']:,}")
+        for key, most in LIMITS.items():
+            if not 1 <= getattr(self, key) <= most:
+                raise ValueError(f"model: {key}={getattr(self, key)} must be between 1 and {most:,}")
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
-        if self.n_kv_heads < 1:
-            raise ValueError(f"model: n_kv_heads={self.n_kv_heads} must be at least 1")
         if not (self.norm_eps > 0 and self.rope_theta > 0 and 0 <= self.dropout < 1):
             raise ValueError(f"model: need norm_eps > 0, rope_theta > 0, 0 <= dropout < 1 (norm_eps={self.norm_eps}, "
                              f"rope_theta={self.rope_theta}, dropout={self.dropout})")
@@ -75,6 +78,10 @@ class ModelConfig:
         checkpoint can be loaded under new values of them."""
         return {key: getattr(self, key) for key in ("dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "vocab_size",
                                                     "max_seq_len", "norm_eps", "rope_theta", "tie_embeddings")}
+
+
+LIMITS = {"dim": 16_384, "n_layers": 256, "n_heads": 256, "hidden_dim": 65_536, "vocab_size": 1 << 20,
+          "max_seq_len": 1 << 17}
 
 
 class RMSNorm(nn.Module):
