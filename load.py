@@ -32,7 +32,7 @@ def load_model(path: str, device="cpu", tokenizer_path: str = None):
         model, tokenizer = load_hf(path, device)
     else:
         model, info = load_checkpoint(path, device)
-        tokenizer = None if tokenizer_path else stored_tokenizer(path, info)
+        tokenizer = None if tokenizer_path else stored_tokenizer(path, info)  # a given one wins
     if tokenizer_path:
         tokenizer = load_tokenizer(tokenizer_path)
     if tokenizer is None:
