@@ -1,8 +1,11 @@
 """
-Checkpoints: what train.py saves, and the one way to read a model back.
+Checkpoints: what train.py saves, and how it is read back.
 
-    from checkpoint import load_model
-    model, tokenizer = load_model("out/model_a/ckpt.safetensors")   # or a folder export_hf.py wrote
+    from checkpoint import load_checkpoint, stored_tokenizer
+    model, info = load_checkpoint("out/model_a/ckpt.safetensors")
+    tokenizer = stored_tokenizer("out/model_a/ckpt.safetensors", info)   # None when it holds none
+
+To use a model, load.py's load_model(path) reads a checkpoint file or an exported folder alike.
 
 A checkpoint is one safetensors file (Hugging Face's format: a JSON header, then raw tensor bytes).
 Reading it parses that header and copies bytes; unlike a pickle (torch.save), it cannot run code,
@@ -33,6 +36,7 @@ import torch
 
 from atomic import atomic_path
 from model import ModelConfig, Transformer
+from tokenizer import Tokenizer
 
 FORMAT = "babylm-llama-checkpoint/1"
 CHECKPOINT_FILE = "ckpt.safetensors"
@@ -145,6 +149,19 @@ def load_checkpoint(path: str, device="cpu"):
     return model_from_weights(cfg, weights, path, "the stored model_config").to(device), info
 
 
+def stored_tokenizer(path: str, info: dict):
+    """The Tokenizer stored in a checkpoint's info, or None when it holds none; one line naming the
+    file when it cannot be read."""
+    stored = info.get("tokenizer")
+    if not stored:
+        return None
+    try:
+        return Tokenizer.from_dict(stored)
+    except Exception as e:
+        raise SystemExit(f"{path}: the checkpoint's {stored.get('backend')} tokenizer is not readable "
+                         f"({type(e).__name__}: {str(e)[:120]})")
+
+
 def model_from_weights(cfg: ModelConfig, weights: dict, path: str, config_name: str) -> Transformer:
     """Our Transformer with these weights (a tied output matrix may be left out); one line naming
     the file when they do not fit the config."""
@@ -188,22 +205,3 @@ def load_train_state(path: str, device="cpu") -> dict:
                 "sampler": meta["sampler"], "rng": rng}
     except (KeyError, ValueError, TypeError) as e:
         raise SystemExit(f"{path}: damaged training state ({type(e).__name__}: {str(e)[:120]})")
-
-
-def load_model(path: str, device="cpu", tokenizer_path: str = None):
-    """(model, tokenizer) from a train.py checkpoint or a folder export_hf.py wrote (or any
-    Transformers LLaMA of our design). tokenizer_path replaces the one stored with the model."""
-    from tokenizer import Tokenizer, load_tokenizer
-    if os.path.isdir(path):
-        from export_hf import load_hf
-        model, tokenizer = load_hf(path, device)
-    else:
-        model, info = load_checkpoint(path, device)
-        tokenizer = Tokenizer.from_dict(info["tokenizer"]) if info.get("tokenizer") else None
-    if tokenizer_path:
-        tokenizer = load_tokenizer(tokenizer_path)
-    if tokenizer is None:
-        raise SystemExit(f"{path}: holds no tokenizer; give one with --tokenizer")
-    if tokenizer.vocab_size > model.cfg.vocab_size:
-        raise SystemExit(f"{path}: tokenizer has {tokenizer.vocab_size} tokens, the model only {model.cfg.vocab_size}")
-    return model, tokenizer

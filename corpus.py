@@ -39,6 +39,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from pairs import NOT_PAIRS, SUITES, read_pairs
+
 
 # Language folders and what we need to know about each language. To add one, add a line to each dict.
 LANGUAGE_FOLDERS = {"en": "eng", "eng": "eng", "nl": "nld", "nld": "nld", "zh": "zho", "zho": "zho"}
@@ -365,7 +367,6 @@ _EVAL_CACHE = {}
 
 def pair_sentences(path: str) -> list:
     """Both sentences of every pair of a pair file, read by pairs.read_pairs (which names a bad line)."""
-    from pairs import read_pairs
     return [s for pair in read_pairs([path]) for s in (pair["good"], pair["bad"])]
 
 
@@ -373,7 +374,6 @@ def eval_sentence_keys(data_root: str, lang: str, key: Callable) -> Optional[dic
     """{key of an evaluation sentence: the suites it is in} for a language's minimal-pair suites (EVAL_SUITES:
     their JSONL files as pairs.py names them, both sentences of every pair; a suite whose files are not there
     is left out), or None when none is there. The sentences of a suite are read once per process."""
-    from pairs import NOT_PAIRS, SUITES
     keys = {}
     for suite in EVAL_SUITES.get(lang, ()):
         files = sorted(f for f in glob.glob(os.path.join(data_root, SUITES[suite]))

@@ -72,6 +72,7 @@ import numpy as np
 import torch
 
 from atomic import atomic_path, check_output, write_json
+from load import load_model
 from model import DTYPES
 from pairs import DEFAULT_DATA_ROOT, FAST_PAIRS, GROUP_KEYS, SUITES, parse_columns, read_pairs, suite_files
 
@@ -538,7 +539,6 @@ def main(argv=None):
         check_writable(flag, path)  # before minutes of scoring, not after
     check_outputs_are_not_inputs(args)
 
-    from checkpoint import load_model
     model, tokenizer = load_model(args.model, args.device, args.tokenizer)
     result = evaluate(model, tokenizer, args.suite, data_root=args.data_root, fast=args.fast,
                       protocol=args.protocol, leading_space=args.leading_space,

@@ -50,7 +50,8 @@ neither the input nor the current folder.
 
 `load_hf(folder) -> (model.Transformer, tokenizer.Tokenizer)` goes the other way, from our
 export or any Transformers LLaMA folder of the same design (SwiGLU, no biases, plain RoPE), e.g.
-to continue training or to evaluate with eval_blimp.py.
+to continue training or to evaluate with eval_blimp.py. load.py's load_model(path) calls it for a
+folder and checkpoint.py's reader for a file.
 """
 
 import argparse
@@ -61,7 +62,7 @@ import shutil
 import subprocess
 
 from atomic import staged_folder
-from checkpoint import CHECKPOINT_FILE, load_checkpoint, model_from_weights, read_info
+from checkpoint import CHECKPOINT_FILE, load_checkpoint, model_from_weights, read_info, stored_tokenizer
 from model import DTYPES, ModelConfig, Transformer
 from model_card import LICENSE, model_card, seen_counts
 from hf_tokenizer import load_hf_tokenizer, tokenizer_files
@@ -229,15 +230,10 @@ def check_out_dir(out: str, force: bool, keep=()):
 
 def load_for_export(path: str):
     """(model, tokenizer, card_info) from a train.py checkpoint; one-line errors naming the file."""
-    model, ckpt = load_checkpoint(path, "cpu")  # raises SystemExit with one line for a bad file
-    tk = ckpt.get("tokenizer")
-    if not tk:
+    model, ckpt = load_checkpoint(path, "cpu")  # checkpoint.py's reader: one line for a bad file
+    tokenizer = stored_tokenizer(path, ckpt)
+    if tokenizer is None:
         raise SystemExit(f"{path}: the checkpoint holds no tokenizer, so there is nothing to export it with")
-    try:
-        tokenizer = Tokenizer.from_dict(tk)
-    except Exception as e:
-        raise SystemExit(f"{path}: the checkpoint's {tk.get('backend')} tokenizer is not readable "
-                         f"({type(e).__name__}: {str(e)[:120]})")
     info = {k: ckpt.get(k) for k in ("config", "data_meta", "mixer", "tokens_seen", "words_seen", "iter_num")}
     info["bos_id"] = tokenizer.bos_id
     return model, tokenizer, info

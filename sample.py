@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from checkpoint import load_model
+from load import load_model
 
 
 def main(argv=None):

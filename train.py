@@ -35,10 +35,11 @@ import torch.distributed
 
 import distributed
 from atomic import atomic_path, remove_stale_temporaries, write_json
-from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_model, load_train_state, milestone_name,
-                        rng_state, save_checkpoint, set_rng_state)
+from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_train_state, milestone_name, rng_state,
+                        save_checkpoint, set_rng_state)
 from configurator import load_config
 from data import LineSamples, TokenWindows, heldout_batches, read_meta
+from load import load_model
 from mixer import Mixer, MixerConfig
 from model import DTYPES, ModelConfig, Transformer
 from tokenizer import load_tokenizer

@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import eval_blimp as ev  # noqa: E402
 import pairs as pair_files  # noqa: E402
-from checkpoint import load_model  # noqa: E402
+from load import load_model  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
 from tokenizer import Tokenizer, load_tokenizer, train_tokenizer  # noqa: E402
 

@@ -18,7 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from checkpoint import load_model  # noqa: E402
+from load import load_model  # noqa: E402
 
 PROMPTS = ["The little girl", "Once upon a time, there was a", "I don't think"]
 SENTENCE = "The children went to the park to play with their new ball."

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from checkpoint import load_model  # noqa: E402
+from load import load_model  # noqa: E402
 from data import pack  # noqa: E402
 from report import read_log, run_summary  # noqa: E402
 

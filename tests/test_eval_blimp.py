@@ -28,7 +28,8 @@ sys.path.insert(0, ROOT)
 import eval_blimp as ev  # noqa: E402
 import pairs as pair_files  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
-from checkpoint import load_model, save_checkpoint  # noqa: E402
+from checkpoint import save_checkpoint  # noqa: E402
+from load import load_model  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
