@@ -71,7 +71,6 @@ def set_rng_state(state: dict):
 def save_checkpoint(path: str, model: Transformer, info: dict, train_state: dict = None):
     """Write model's weights and info (JSON-able) to path; with train_state (keys optimizer,
     scaler, sampler, rng: the state_dicts of train.py's objects) the checkpoint can be resumed."""
-    from safetensors.torch import save_file
     tied = model.cfg.tie_embeddings
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()
                if not (tied and k == "output.weight")}  # a tied matrix is stored once
@@ -97,7 +96,18 @@ def save_checkpoint(path: str, model: Transformer, info: dict, train_state: dict
             "numpy_rng": [kind, int(pos), int(has_gauss), float(cached)]}, default=_plain)
     tensors = {k: v.to("cpu") for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
+        write_safetensors(tensors, tmp, metadata)
+
+
+def write_safetensors(tensors: dict, path: str, metadata: dict = None):
+    """safetensors' save_file, whose I/O errors (a full disk, a read-only file system) are its own
+    SafetensorError: raised here as the OSError they are, so callers catch one kind of error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+    try:
+        save_file(tensors, path, metadata=metadata)
+    except SafetensorError as e:
+        raise OSError(str(e).split("I/O error: ")[-1]) from e
 
 
 def _plain(x):
@@ -132,8 +142,13 @@ def _open(path: str, device):
     try:
         info = json.loads(metadata["info"])
         model_config = ModelConfig(**info["model_config"])
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise SystemExit(f"{path}: damaged checkpoint metadata ({type(e).__name__}: {str(e)[:120]})")
+    for key in ("iter_num", "tokens_seen", "words_seen"):  # where the run is: present in every train.py checkpoint
+        value = info.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                or (key != "words_seen" and not isinstance(value, int)):
+            raise SystemExit(f"{path}: damaged checkpoint metadata ({key}={value!r}, expected a count >= 0)")
     info["model_config"] = model_config
     return f, info, metadata
 
@@ -164,9 +179,23 @@ def stored_tokenizer(path: str, info: dict):
 
 def model_from_weights(cfg: ModelConfig, weights: dict, path: str, config_name: str) -> Transformer:
     """Our Transformer with these weights (a tied output matrix may be left out); one line naming
-    the file when they do not fit the config."""
+    the file when they do not fit the config. The names, shapes and dtypes are checked against a
+    model built on the "meta" device (shapes, no memory) before the real one is allocated, so a
+    config that claims more than the file holds is refused, not allocated."""
     if cfg.tie_embeddings and "tok_embeddings.weight" in weights:
         weights["output.weight"] = weights["tok_embeddings.weight"]
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Transformer(cfg).state_dict().items()}
+    missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing or extra:
+        raise SystemExit(f"{path}: weights do not fit {config_name}: "
+                         + (f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(extra[:3])}"))
+    for k, shape in expected.items():
+        if tuple(weights[k].shape) != shape:
+            raise SystemExit(f"{path}: weights do not fit {config_name}: {k} is {tuple(weights[k].shape)}, "
+                             f"the config says {shape}")
+        if weights[k].dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise SystemExit(f"{path}: {k} holds {str(weights[k].dtype).replace('torch.', '')}, not floating-point weights")
     model = Transformer(cfg)
     try:
         model.load_state_dict(weights)
@@ -201,7 +230,26 @@ def load_train_state(path: str, device="cpu") -> dict:
         cuda = sorted((k for k in keys if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
         if cuda:
             rng["cuda"] = [f.get_tensor(k).cpu() for k in cuda]
+        check_train_state(path, state, groups, rng)
         return {"optimizer": {"state": state, "param_groups": groups}, "scaler": meta["scaler"],
                 "sampler": meta["sampler"], "rng": rng}
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise SystemExit(f"{path}: damaged training state ({type(e).__name__}: {str(e)[:120]})")
+
+
+ADAMW_STATE = {"step", "exp_avg", "exp_avg_sq"}
+
+
+def check_train_state(path: str, state: dict, groups: list, rng: dict):
+    """What load_train_state read is whole: every parameter has all of AdamW's state or none has
+    any (a run saved before its first step), and the random generators' states have their sizes."""
+    params = [i for g in groups for i in g["params"]]
+    for i in params if state else ():
+        if set(state.get(i, {})) < ADAMW_STATE:
+            raise SystemExit(f"{path}: damaged training state (parameter {i} lacks AdamW's "
+                             f"{', '.join(sorted(ADAMW_STATE - set(state.get(i, {}))))})")
+    if rng["torch"].dtype != torch.uint8 or rng["torch"].numel() != torch.get_rng_state().numel():
+        raise SystemExit(f"{path}: damaged training state (rng.torch has {rng['torch'].numel()} bytes, "
+                         f"expected {torch.get_rng_state().numel()})")
+    if rng["numpy"][1].shape != (624,) or not 0 <= rng["numpy"][2] <= 624:  # MT19937: 624 words and a position
+        raise SystemExit(f"{path}: damaged training state (numpy's generator state is not MT19937's 624 words)")

@@ -62,7 +62,8 @@ import shutil
 import subprocess
 
 from atomic import staged_folder
-from checkpoint import CHECKPOINT_FILE, load_checkpoint, model_from_weights, read_info, stored_tokenizer
+from checkpoint import (CHECKPOINT_FILE, load_checkpoint, model_from_weights, read_info, stored_tokenizer,
+                        write_safetensors)
 from model import DTYPES, ModelConfig, Transformer
 from model_card import LICENSE, model_card, seen_counts
 from hf_tokenizer import load_hf_tokenizer, tokenizer_files
@@ -161,7 +162,6 @@ def hf_state_dict(model: Transformer, dtype: str) -> dict:
 def write_folder(model: Transformer, tokenizer: Tokenizer, folder: str, dtype: str = "float32",
                  card_info: dict = None):
     """Write the export's files into folder (which exists). export() and --all call this."""
-    from safetensors.torch import save_file
     check_dtype(dtype)
     cfg = model.cfg
     files = tokenizer_files(tokenizer, cfg.max_seq_len)  # first: an unexportable tokenizer fails early
@@ -172,7 +172,7 @@ def write_folder(model: Transformer, tokenizer: Tokenizer, folder: str, dtype: s
     files["README.md"] = model_card(model, dtype, card_info or {})
     if (card_info or {}).get("eval") is not None:
         files["eval_results.json"] = json.dumps(card_info["eval"], indent=2)
-    save_file(hf_state_dict(model, dtype), os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    write_safetensors(hf_state_dict(model, dtype), os.path.join(folder, "model.safetensors"), {"format": "pt"})
     for name, text in files.items():
         if isinstance(text, bytes):  # a tokenizer's own file, as it is
             with open(os.path.join(folder, name), "wb") as f:
