@@ -38,7 +38,7 @@ BUDGET_UNITS = ("tokens", "words")
 
 @dataclass
 class MixerConfig:
-    # what moves pi: "none" (train.py's plain reader, no mixer), "static", "taam", "exp3", "hedge"
+    # what moves pi: "none" (no mixer: data.py's plain sources, see open_batch_source), "static", "taam", "exp3", "hedge"
     mixer: str = "none"
     # pi0 (the static pi, or the adaptive mixers' start): "uniform", "bytes", "proportional",
     # "temperature", "typological", or explicit "eng=0.2,nld=0.3,zho=0.5"
