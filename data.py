@@ -1,29 +1,35 @@
 """
 Token bins on disk and the batches train.py draws from them.
 
-    from data import read_meta, TokenWindows, heldout_windows
+    from data import read_meta, Shard, TokenWindows, heldout_batches
     meta = read_meta("data/model_a")                       # what tokenize_data.py wrote
-    windows = TokenWindows("data/model_a", meta, batch_size=16, block_size=512, grad_accum=4, seed=1337)
+    shard = Shard(batch_size=16, block_size=512, grad_accum=4, seed=1337)   # rank=0, world_size=1
+    windows = TokenWindows("data/model_a", meta, shard)
     batch = windows.get_batch(step, micro_step)            # batch.x, batch.y: (B, T) int64; y is x shifted by one
+    heldout = heldout_batches("data/model_a", meta, shard, n_windows=64)   # {lang: [Batch, ...]}
 
 A data folder (tokenize_data.py writes it): meta.json, the tokenizer file, and per language
 <lang>/train.bin and <lang>/val.bin, each [BOS d1 BOS d2 ...] as meta["dtype"] (uint16 or uint32),
 read with np.memmap so that a corpus larger than memory costs nothing to open.
 
-Two ways to cut the bins into training samples (TrainConfig.samples):
+Every batch source answers the seven methods of `BatchSource` and takes its batch shape and its
+rank's share from one `Shard`. Two ways to cut the bins into training samples (TrainConfig.samples):
   windows  TokenWindows: fixed windows of block_size + 1 tokens that run across documents, every
            position a target (nanoGPT's, and the usual way to pretrain).
   lines    LineSamples: one document (a line of the corpus) is one sample, cut into pieces of at
            most block_size tokens; each piece sees only itself, from position 0 (the Model A card's
            way). Short pieces are packed into rows with a block-diagonal mask, so the cost follows
            the real tokens rather than block_size.
-Both are pure functions of (seed, step, micro_step, rank): a resumed or re-sharded run draws
-exactly the batches an uninterrupted one would.
+Both visit their samples in `EpochOrder` and are pure functions of (seed, step, micro_step, rank):
+a resumed or re-sharded run draws exactly the batches an uninterrupted one would. The third source,
+mixer.Mixer, draws windows by a learned language mixture; mixer.open_batch_source picks one of the
+three for a config.
 """
 
 import json
 import os
-from typing import NamedTuple, Optional
+from dataclasses import dataclass
+from typing import NamedTuple, Optional, Protocol
 
 import numpy as np
 import torch
@@ -83,113 +89,160 @@ def open_bin(data_dir, meta, lang, split):
     return tokens
 
 
-class FixedMixture:
-    """What the training loop asks of a batch source besides batches (mixer.Mixer answers each):
-    a fixed mixture has nothing to learn from held-out losses, nothing to report, and no state to
-    save, since every batch is a function of (seed, step, micro_step, rank)."""
+class BatchSource(Protocol):
+    """What train.py asks of a batch source, written down once: TokenWindows and LineSamples (below)
+    and mixer.Mixer answer these seven methods. The last four have a fixed mixture's answers here,
+    which TokenWindows and LineSamples inherit: nothing to learn from held-out losses, nothing to
+    report, no state to save, since every batch is a function of (seed, step, micro_step, rank).
+    The Mixer, which learns, overrides them."""
 
-    def update(self, step, val_losses):
+    def get_batch(self, step: int, micro_step: int) -> Batch:
+        """This rank's micro-batch micro_step (0 .. grad_accum - 1) of optimizer step `step`."""
+
+    def train_tokens(self) -> int:
+        """Input tokens in one epoch (over samples_per_epoch: the mean tokens per sample, for max_tokens)."""
+
+    def samples_per_epoch(self) -> float:
+        """Samples (windows or pieces) in one epoch (train.py's epochs count these)."""
+
+    def update(self, step: int, val_losses: dict) -> Optional[dict]:
+        """Learn from an evaluation's held-out losses {lang: loss}; a record to log, or None."""
         return None
 
-    def summary(self):
+    def summary(self) -> Optional[dict]:
+        """What the model card reports of the data mixing (in every checkpoint's info), or None."""
         return None
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
+        """What decides future batches beyond (seed, step), as plain values, for the checkpoint."""
         return {}
 
-    def load_state_dict(self, state):
-        pass
+    def load_state_dict(self, state: dict) -> None:
+        """Take back what state_dict() gave, on resume."""
 
 
-class TokenWindows(FixedMixture):
+@dataclass(frozen=True)
+class Shard:
+    """The shape of a step and this rank's share of it. One optimizer step takes
+    batch_size x grad_accum x world_size samples (windows or pieces) of at most block_size tokens;
+    the run's samples are numbered step after step, micro-step after micro-step, rank after rank,
+    so each rank draws a disjoint part of the same global batch, and one process with grad_accum=2
+    sees what two ranks with grad_accum=1 see."""
+    batch_size: int        # B: samples per micro-batch, per rank
+    block_size: int        # T: tokens per sample (at most, for pieces)
+    grad_accum: int = 1    # micro-batches per optimizer step, per rank
+    seed: int = 0          # decides the order of the samples (and the mixer's draws)
+    rank: int = 0          # this process, 0 .. world_size - 1
+    world_size: int = 1    # processes in the DDP group
+
+    def samples(self, step: int, micro_step: int, rank: Optional[int] = None) -> range:
+        """The run's sample indices in rank's (this rank's by default) micro-batch micro_step of step:
+
+            first = ((step * grad_accum + micro_step) * world_size + rank) * batch_size
+        """
+        rank = self.rank if rank is None else rank
+        first = ((step * self.grad_accum + micro_step) * self.world_size + rank) * self.batch_size
+        return range(first, first + self.batch_size)
+
+
+class EpochOrder:
+    """Which of n items the run's i-th sample is: epoch i // n visits all n in a fresh random order
+    (numpy's generator seeded with [seed, epoch]), so "5 epochs" means each item is seen exactly 5
+    times, and item i is a pure function of (seed, i). One permutation is cached, that of the epoch
+    asked for last: samples are asked for in order, so it is made once per epoch."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+        self._epoch, self._order = None, None
+
+    def __getitem__(self, sample_index: int) -> int:
+        epoch, k = divmod(sample_index, self.n)
+        if epoch != self._epoch:  # one shuffle per epoch, cached
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            self._epoch = epoch
+        return int(self._order[k])
+
+
+class TokenWindows(BatchSource):
     """The plain batch source: every language's train.bin cut into windows of block_size + 1
-    tokens, visited in a fresh random order each epoch, so "5 epochs" means each window is seen
-    exactly 5 times. Sample i of the run is a pure function of (seed, i), and i is fixed by
-    (step, micro_step, rank), so a resumed or re-sharded run draws exactly the same windows.
-    (mixer.Mixer is the other batch source, with the same methods.)
+    tokens, visited in EpochOrder. Sample i of the run is a pure function of (seed, i), and i is
+    fixed by (step, micro_step, rank) (Shard.samples), so a resumed or re-sharded run draws exactly
+    the same windows. Windows run across documents: the BOS in them is the separator the model
+    reads (mixer.open_batch_source refuses a tokenizer with bos_input=False for them).
 
     align_windows: window k starts at the first BOS in its stretch [k T, (k+1) T) instead of at k T,
     so that every window opens as an evaluated sentence does: BOS at position 0, nothing before it.
     Each window still holds T + 1 tokens; the tokens a shift skips at one window's start are the end
     of the window before, so the data seen per epoch changes by about one document per window."""
 
-    def __init__(self, data_dir, meta, batch_size, block_size, grad_accum, seed, rank=0, world_size=1,
-                 align_windows=False):
-        self.B, self.T, self.grad_accum = batch_size, block_size, grad_accum
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+    def __init__(self, data_dir, meta, shard: Shard, align_windows=False):
+        self.shard, T = shard, shard.block_size
         self.langs = sorted(meta["languages"])
         self.bins = [open_bin(data_dir, meta, lang, "train") for lang in self.langs]
-        counts = [(len(b) - 1) // block_size for b in self.bins]  # full windows per language
+        counts = [(len(b) - 1) // T for b in self.bins]  # full windows per language
         if sum(counts) == 0:
-            raise SystemExit(f"{data_dir}: fewer than block_size={block_size} training tokens")
+            raise SystemExit(f"{data_dir}: fewer than block_size={T} training tokens")
         self.window_start = np.cumsum([0] + counts)  # window k belongs to the language whose range holds k
-        self.offsets = [np.arange(n, dtype=np.int64) * block_size for n in counts]  # per language, window k's start
+        self.offsets = [np.arange(n, dtype=np.int64) * T for n in counts]  # per language, window k's start
         if align_windows:  # move each window's start to the first BOS in its stretch, if it has one
             for li, b in enumerate(self.bins):
                 bos = np.flatnonzero(np.asarray(b) == meta["bos_id"])
                 start = self.offsets[li]
                 first = np.append(bos, len(b))[np.searchsorted(bos, start)]  # first BOS at or after start
-                moved = np.where(first < start + block_size, first, start)
-                self.offsets[li] = np.minimum(moved, len(b) - block_size - 1)  # the last window must fit
+                moved = np.where(first < start + T, first, start)
+                self.offsets[li] = np.minimum(moved, len(b) - T - 1)  # the last window must fit
         self.n_windows = int(self.window_start[-1])
-        self._epoch, self._order = None, None
+        self.order = EpochOrder(self.n_windows, shard.seed)
 
     def position(self, sample_index):
         """(language index, token offset) of the run's sample_index-th window."""
-        epoch, k = divmod(sample_index, self.n_windows)
-        if epoch != self._epoch:  # one shuffle per epoch, cached
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
-            self._epoch = epoch
-        w = int(self._order[k])
+        w = self.order[sample_index]
         li = int(np.searchsorted(self.window_start, w, side="right") - 1)
         return li, int(self.offsets[li][w - int(self.window_start[li])])
 
     def window(self, sample_index):
         li, offset = self.position(sample_index)
-        return li, np.asarray(self.bins[li][offset:offset + self.T + 1], dtype=np.int64)
+        return li, np.asarray(self.bins[li][offset:offset + self.shard.block_size + 1], dtype=np.int64)
 
     def get_batch(self, step, micro_step) -> Batch:
-        first = ((step * self.grad_accum + micro_step) * self.world_size + self.rank) * self.B
-        rows = [self.window(first + b) for b in range(self.B)]
+        s = self.shard
+        rows = [self.window(i) for i in s.samples(step, micro_step)]
         data = torch.from_numpy(np.stack([r for _, r in rows]))  # (B, T+1)
         langs = {self.langs[li] for li, _ in rows}
         # every micro-batch holds B x T targets, so the step's loss is the mean of the micro-batches'
         return Batch(data[:, :-1], data[:, 1:], langs.pop() if len(langs) == 1 else "mixed",
-                     weight=1.0 / self.grad_accum, tokens=self.B * self.T * self.world_size)
+                     weight=1.0 / s.grad_accum, tokens=s.batch_size * s.block_size * s.world_size)
 
     def train_tokens(self):
-        return self.n_windows * self.T
+        return self.n_windows * self.shard.block_size
 
     def samples_per_epoch(self):
         return self.n_windows
 
 
-
-class LineSamples(FixedMixture):
+class LineSamples(BatchSource):
     """The Model A card's batches: one document is one sample. Each document of train.bin (the
     tokens after a BOS, up to the next; with the BOS itself when bos_input) is cut into pieces of
     at most block_size tokens, the overflow of a long document becoming further pieces; a piece of
     n tokens gives n - 1 inputs and targets, attends only to itself, and has positions 0 .. n - 2.
-    Pieces of one token predict nothing and are left out. Each epoch visits every piece once, in a
-    fresh random order; a step takes batch_size x grad_accum x world_size pieces, and its loss is
-    the mean over all their target tokens (not the mean of per-piece means), so a long piece
-    weighs as much as its tokens.
+    Pieces of one token predict nothing and are left out. Each epoch visits every piece once, in
+    EpochOrder; a step takes batch_size x grad_accum x world_size pieces, and its loss is the mean
+    over all their target tokens (not the mean of per-piece means), so a long piece weighs as much
+    as its tokens.
 
     A micro-batch of B pieces is packed into rows of block_size positions (first fit): a row holds
     several pieces side by side, each with its own positions from 0 and a block-diagonal causal
     mask, so the forward pass gives every token exactly the hidden state it has alone
-    (tests/test_train.py checks losses and gradients against one piece at a time)."""
+    (tests/test_data.py checks losses and gradients against one piece at a time)."""
 
-    def __init__(self, data_dir, meta, batch_size, block_size, grad_accum, seed, rank=0, world_size=1,
-                 bos_input=True, split="train"):
-        self.B, self.T, self.grad_accum = batch_size, block_size, grad_accum
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+    def __init__(self, data_dir, meta, shard: Shard, bos_input=True, split="train"):
+        self.shard = shard
         self.langs = sorted(meta["languages"])
         self.bins, starts, lengths, langs = [], [], [], []
         for li, lang in enumerate(self.langs):
             tokens = open_bin(data_dir, meta, lang, split)
             self.bins.append(tokens)
-            s, n = document_pieces(tokens, meta["bos_id"], block_size, bos_input)
+            s, n = document_pieces(tokens, meta["bos_id"], shard.block_size, bos_input)
             starts.append(s)
             lengths.append(n)
             langs.append(np.full(len(s), li))
@@ -197,39 +250,33 @@ class LineSamples(FixedMixture):
         if len(self.start) == 0:
             raise SystemExit(f"{data_dir}: no document of two or more tokens in the {split} data")
         self.n_pieces = len(self.start)
-        self._epoch, self._order = None, None
+        self.order = EpochOrder(self.n_pieces, shard.seed)
         self._counted_step, self._counts = None, None
 
-    def piece(self, sample_index):
-        """Index (into start, length, lang) of the run's sample_index-th piece."""
-        epoch, k = divmod(sample_index, self.n_pieces)
-        if epoch != self._epoch:  # one shuffle per epoch, cached
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n_pieces)
-            self._epoch = epoch
-        return int(self._order[k])
-
     def pieces_of(self, step, micro_step, rank):
-        first = ((step * self.grad_accum + micro_step) * self.world_size + rank) * self.B
-        return [self.piece(first + b) for b in range(self.B)]
+        """Indices (into start, length, lang) of rank's pieces in micro_step of step."""
+        return [self.order[i] for i in self.shard.samples(step, micro_step, rank)]
 
     def get_batch(self, step, micro_step) -> Batch:
-        mine = self.pieces_of(step, micro_step, self.rank)
+        s = self.shard
+        mine = self.pieces_of(step, micro_step, s.rank)
         step_targets, micro_inputs = self.targets_in(step)
         micro_inputs = micro_inputs[micro_step]
-        batch = pack([self.tokens_of(p) for p in mine], self.T)
+        batch = pack([self.tokens_of(p) for p in mine], s.block_size)
         langs = {self.langs[self.lang[p]] for p in mine}
         # DDP averages the ranks' gradients, hence x world_size: the shares add up to the step's
         # sum of target losses over its number of targets
         mine_targets = sum(int(self.length[p]) - 1 for p in mine)
         return batch._replace(lang=langs.pop() if len(langs) == 1 else "mixed",
-                              weight=mine_targets * self.world_size / step_targets, tokens=micro_inputs)
+                              weight=mine_targets * s.world_size / step_targets, tokens=micro_inputs)
 
     def targets_in(self, step):
         """(target tokens of the whole step, per micro-step the target tokens of all ranks), counted once
         a step: every rank can count the others' pieces, since they are a function of the step."""
         if self._counted_step != step:
-            per_micro = [sum(int(self.length[p]) - 1 for r in range(self.world_size) for p in self.pieces_of(step, m, r))
-                         for m in range(self.grad_accum)]
+            s = self.shard
+            per_micro = [sum(int(self.length[p]) - 1 for r in range(s.world_size) for p in self.pieces_of(step, m, r))
+                         for m in range(s.grad_accum)]
             self._counted_step, self._counts = step, (sum(per_micro), per_micro)
         return self._counts
 
@@ -243,7 +290,6 @@ class LineSamples(FixedMixture):
 
     def samples_per_epoch(self):
         return self.n_pieces
-
 
 
 def document_pieces(tokens, bos_id: int, block_size: int, bos_input: bool):
@@ -297,22 +343,21 @@ def pack(pieces, row_len: int) -> Batch:
                  torch.from_numpy(positions), torch.from_numpy(mask))
 
 
-def heldout_batches(data_dir, meta, block_size, batch_size, n_windows, samples="windows", bos_input=True):
-    """Per language, the held-out batches, the same at every evaluation. windows: n_windows evenly
-    spaced windows of val.bin; lines: every piece of every document of val.bin (the card's
-    validation loss is over its whole file)."""
+def heldout_batches(data_dir, meta, shard: Shard, n_windows, samples="windows", bos_input=True):
+    """Per language, the held-out batches of shard.batch_size samples of shard.block_size tokens, the
+    same at every evaluation. windows: n_windows evenly spaced windows of val.bin; lines: every
+    piece of every document of val.bin (the card's validation loss is over its whole file)."""
+    B, T = shard.batch_size, shard.block_size
     out = {}
-    windows = heldout_windows(data_dir, meta, block_size, n_windows) if samples == "windows" else None
+    windows = heldout_windows(data_dir, meta, T, n_windows) if samples == "windows" else None
     for lang in sorted(meta["languages"]):
         if samples == "lines":
-            source = LineSamples(data_dir, {**meta, "languages": {lang: meta["languages"][lang]}}, batch_size,
-                                 block_size, 1, 0, bos_input=bos_input, split="val")
+            source = LineSamples(data_dir, {**meta, "languages": {lang: meta["languages"][lang]}}, shard,
+                                 bos_input=bos_input, split="val")
             order = range(source.n_pieces)
-            out[lang] = [pack([source.tokens_of(p) for p in order[i:i + batch_size]], block_size)
-                         for i in range(0, source.n_pieces, batch_size)]
+            out[lang] = [pack([source.tokens_of(p) for p in order[i:i + B]], T) for i in range(0, source.n_pieces, B)]
             continue
-        out[lang] = [Batch(w[:, :-1], w[:, 1:], lang, 1.0, w[:, :-1].numel())
-                     for w in windows[lang].split(batch_size)]
+        out[lang] = [Batch(w[:, :-1], w[:, 1:], lang, 1.0, w[:, :-1].numel()) for w in windows[lang].split(B)]
     return out
 
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from configurator import load_config
-from data import Batch, open_bin, read_meta
+from data import Batch, BatchSource, LineSamples, Shard, TokenWindows, open_bin, read_meta
 from typology import URIEL_CODES, URIEL_FEATURE_SETS, typological_prior, uriel_features
 
 MIXERS = ("none", "static", "taam", "exp3", "hedge")
@@ -38,7 +38,7 @@ BUDGET_UNITS = ("tokens", "words")
 
 @dataclass
 class MixerConfig:
-    # what moves pi: "none" (train.py's plain reader, no mixer), "static", "taam", "exp3", "hedge"
+    # what moves pi: "none" (no mixer: data.py's plain sources, see open_batch_source), "static", "taam", "exp3", "hedge"
     mixer: str = "none"
     # pi0 (the static pi, or the adaptive mixers' start): "uniform", "bytes", "proportional",
     # "temperature", "typological", or explicit "eng=0.2,nld=0.3,zho=0.5"
@@ -311,10 +311,12 @@ def open_languages(data_dir: str, meta: dict, languages: list):
 # ----------------------------------------------------------------------------------------------
 # The batch source
 
-class Mixer:
-    """The batch source train.py draws from; data.TokenWindows is the other one, with the same methods.
+class Mixer(BatchSource):
+    """The batch source that learns which language to draw (data.BatchSource lists its methods;
+    data.TokenWindows and data.LineSamples are the fixed ones).
 
-        mixer = Mixer(cfg, data_dir, batch_size, block_size, seed, rank, world_size)
+        shard = Shard(batch_size, block_size, grad_accum, seed, rank, world_size)   # see data.Shard
+        mixer = Mixer(data_dir, read_meta(data_dir), shard, cfg)
         batch = mixer.get_batch(step, micro_step)        # a data.Batch: x, y (B, T) int64, lang, ...; see data.py
         record = mixer.update(step, val_losses)          # after each evaluation; log it
         state = mixer.state_dict(); mixer.load_state_dict(state)   # in the checkpoint's train state
@@ -325,15 +327,12 @@ class Mixer:
     get_batch once per (step, micro_step), in increasing order, and save the state between steps.
     """
 
-    def __init__(self, cfg: MixerConfig, data_dir: str, batch_size: int, block_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1, grad_accum: int = 1):
-        if cfg.mixer == "none":  # a valid config: it means train.py's plain reader, not a Mixer
+    def __init__(self, data_dir: str, meta: dict, shard: Shard, cfg: MixerConfig):
+        if cfg.mixer == "none":  # a valid config: it means the plain batch sources, not a Mixer
             raise SystemExit("mixer='none': the Mixer needs one of static, taam, exp3, hedge")
-        self.cfg, self.B, self.T = cfg, int(batch_size), int(block_size)
-        self.seed, self.rank, self.world_size = int(seed) % 2**63, int(rank), int(world_size)
-        self.grad_accum = int(grad_accum)  # micro-batches per step: each one is 1/grad_accum of its loss
+        self.cfg, self.shard = cfg, shard
+        self.seed = int(shard.seed) % 2**63  # numpy's SeedSequence takes no negative seed
 
-        meta = read_meta(data_dir)
         self.languages, self.data, self.stats = open_languages(data_dir, meta, cfg.language_list())
         K = self.K = len(self.languages)
         if K * cfg.min_pi >= 1:
@@ -351,9 +350,9 @@ class Mixer:
         self.unique = unique_token_budget(self.stats, self.languages, cfg.budget, cfg.budget_unit, eng_bytes_per_word)
         for l in self.languages:
             self.stats[l]["unique"] = self.unique[l]
-            if self.unique[l] < self.T + 1:
+            if self.unique[l] < shard.block_size + 1:
                 raise SystemExit(f"{os.path.join(data_dir, l, 'train.bin')}: {self.unique[l]} tokens under the "
-                                 f"budget, fewer than one window of block_size+1 = {self.T + 1}")
+                                 f"budget, fewer than one window of block_size+1 = {shard.block_size + 1}")
         self.allowance = {l: int(cfg.max_epochs * self.unique[l]) for l in self.languages}
 
         # pi0 and the update rule's state
@@ -376,8 +375,9 @@ class Mixer:
     def over_cap(self) -> list:
         """Languages that one more micro-step of all ranks (world_size * B * T tokens) could take
         past max_epochs x their unique tokens: they are drawn no more."""
+        s = self.shard
         return [l for l in self.languages
-                if self.exposures[l] + self.world_size * self.B * self.T > self.allowance[l]]
+                if self.exposures[l] + s.world_size * s.batch_size * s.block_size > self.allowance[l]]
 
     def sampling_pi(self) -> np.ndarray:
         """The pi actually used for drawing: pi with every capped language (`over_cap`) set to 0 and
@@ -394,11 +394,11 @@ class Mixer:
         return np.array([0.0 if l in over else p for l, p in zip(self.languages, self.pi)])
 
     def _draw_languages(self, rng, p: np.ndarray) -> np.ndarray:
-        n = 1 if self.cfg.mix_level == "batch" else self.B
+        n = 1 if self.cfg.mix_level == "batch" else self.shard.batch_size
         return np.array([draw_arm(p, u) for u in rng.random(n)])
 
     def get_batch(self, step: int, micro_step: int):
-        """(x, y, lang) for this rank at (step, micro_step): x, y (B, T) int64, y = x shifted by one.
+        """This rank's Batch at (step, micro_step): x, y (B, T) int64, y = x shifted by one.
 
         Random windows from the budgeted prefix of each language's train.bin, the random numbers from
         a generator seeded with (seed, step, micro_step * world_size + rank) (numpy SeedSequence),
@@ -412,30 +412,32 @@ class Mixer:
         for l in self.over_cap():
             if l not in self.capped:
                 self.capped[l] = key[0]
-                if self.rank == 0:
+                if self.shard.rank == 0:
                     print(f"mixer: {l} reached max_epochs={self.cfg.max_epochs:g} ({self.exposures[l]:,} of "
                           f"{self.allowance[l]:,} tokens) at step {key[0]}; its share goes to the others", flush=True)
         p = self.sampling_pi()
+        s, B, T = self.shard, self.shard.batch_size, self.shard.block_size
         mine = None
-        for r in range(self.world_size):
+        for r in range(s.world_size):
             # keyed by the micro-batch's index within the step, micro_step * world_size + rank: two
             # ranks draw what one process with twice the accumulation draws
-            rng = np.random.default_rng([self.seed, RNG_TAG_DRAW, key[0], key[1] * self.world_size + r])
+            rng = np.random.default_rng([self.seed, RNG_TAG_DRAW, key[0], key[1] * s.world_size + r])
             idx = self._draw_languages(rng, p)
             for i in idx:
-                self.exposures[self.languages[i]] += self.T * (self.B // len(idx))
-            if r == self.rank:
+                self.exposures[self.languages[i]] += T * (B // len(idx))
+            if r == s.rank:
                 mine = (rng, idx)
         rng, idx = mine
-        rows = np.repeat(idx, self.B // len(idx))  # (B,) language index of each row
-        highs = np.array([self.unique[self.languages[i]] - self.T for i in rows])
+        rows = np.repeat(idx, B // len(idx))       # (B,) language index of each row
+        highs = np.array([self.unique[self.languages[i]] - T for i in rows])
         offsets = rng.integers(0, highs)           # window [o, o + T + 1) stays inside the prefix
-        buf = np.stack([self.data[self.languages[i]][o:o + self.T + 1] for i, o in zip(rows, offsets)])
+        buf = np.stack([self.data[self.languages[i]][o:o + T + 1] for i, o in zip(rows, offsets)])
         import torch  # here, not at the top: `mixer.py prior` and `mixer.py info` run without it
         buf = torch.from_numpy(buf.astype(np.int64))  # (B, T+1)
         lang = self.languages[idx[0]] if len(idx) == 1 else "mixed"
-        return Batch(buf[:, :-1].contiguous(), buf[:, 1:].contiguous(), lang, weight=1.0 / self.grad_accum,
-                     tokens=self.world_size * self.B * self.T)
+        # every micro-batch holds B x T targets: each is 1/grad_accum of the step's loss
+        return Batch(buf[:, :-1].contiguous(), buf[:, 1:].contiguous(), lang, weight=1.0 / s.grad_accum,
+                     tokens=s.world_size * B * T)
 
     def train_tokens(self) -> int:
         """Unique training tokens under the budget, all languages (train.py's `epochs` counts these)."""
@@ -443,7 +445,7 @@ class Mixer:
 
     def samples_per_epoch(self) -> float:
         """Windows in one pass over the unique tokens (train.py's `epochs` counts these passes)."""
-        return self.train_tokens() / self.T
+        return self.train_tokens() / self.shard.block_size
 
     # -- learning ------------------------------------------------------------------------------
 
@@ -544,6 +546,35 @@ class Mixer:
         return "\n".join(out)
 
 
+def open_batch_source(cfg, mix_cfg: MixerConfig, meta: dict, shard: Shard, bos_input: bool) -> BatchSource:
+    """The batch source a config gets, decided here and nowhere else (cfg is train.TrainConfig:
+    data_dir, samples, align_windows; bos_input is the tokenizer's):
+
+        mixer != "none"     Mixer: windows drawn by the learned language mixture
+        samples = "lines"   data.LineSamples: one document a sample (the Model A card's way)
+        samples = "windows" data.TokenWindows: windows across documents (align_windows: from a BOS)
+
+    Windows run across documents, and the BOS fed as input is the only separator the model reads
+    between them; a tokenizer with bos_input=False (the card's: BOS never an input) would have the
+    model read one document into the next, so windows and the mixer refuse it.
+
+    It lives in mixer.py because this is the one file that knows all three sources: the mixer is
+    built on data.py, so data.py cannot import it back (that would be an import cycle)."""
+    if not bos_input and (mix_cfg.mixer != "none" or cfg.samples == "windows"):
+        key, fix = ((f"mixer={mix_cfg.mixer!r}", "mixer='none' and samples='lines'") if mix_cfg.mixer != "none"
+                    else ("samples='windows'", "samples='lines'"))
+        raise SystemExit(f"{cfg.data_dir}: {key} draws windows, which run across documents with BOS as the separator "
+                         f"the model reads, but the tokenizer has bos_input=False (BOS never an input); use {fix}")
+    if mix_cfg.mixer != "none":
+        mixer = Mixer(cfg.data_dir, meta, shard, mix_cfg)
+        if shard.rank == 0:
+            print(mixer.describe())
+        return mixer
+    if cfg.samples == "lines":
+        return LineSamples(cfg.data_dir, meta, shard, bos_input=bos_input)
+    return TokenWindows(cfg.data_dir, meta, shard, align_windows=cfg.align_windows)
+
+
 # ----------------------------------------------------------------------------------------------
 # Command line: prior, info
 
@@ -583,7 +614,8 @@ def main(argv=None):
     else:
         if cfg.mixer == "none":  # info shows what a mixer would draw; without one, pi0 held fixed
             cfg.mixer = "static"
-        print(Mixer(cfg, args.data_dir, args.batch_size, args.block_size, seed=0).describe())
+        shard = Shard(args.batch_size, args.block_size)
+        print(Mixer(args.data_dir, read_meta(args.data_dir), shard, cfg).describe())
 
 
 if __name__ == "__main__":

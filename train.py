@@ -38,9 +38,9 @@ from atomic import atomic_path, remove_stale_temporaries, write_json
 from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_train_state, milestone_name, rng_state,
                         save_checkpoint, set_rng_state)
 from configurator import load_config
-from data import LineSamples, TokenWindows, heldout_batches, read_meta
+from data import Shard, heldout_batches, read_meta
 from load import load_model
-from mixer import Mixer, MixerConfig
+from mixer import MixerConfig, open_batch_source
 from model import DTYPES, ModelConfig, Transformer
 from tokenizer import load_tokenizer
 
@@ -346,28 +346,17 @@ def choose_precision(dtype: str, device_type: str):
 
 
 def open_data(cfg, model_cfg, mix_cfg, explicit, ranks):
-    """meta.json, the tokenizer, the batch source (plain windows or the mixer) and the held-out windows.
-    The model's vocab_size is the data's unless set explicitly."""
+    """meta.json, the tokenizer, the batch source (mixer.open_batch_source says which) and the held-out
+    batches. The model's vocab_size is the data's unless set explicitly."""
     meta = read_meta(cfg.data_dir)
     tokenizer = load_tokenizer(cfg.data_dir)
     if "vocab_size" not in explicit:
         model_cfg.vocab_size = meta["vocab_size"]
     if meta["vocab_size"] > model_cfg.vocab_size:
         raise SystemExit(f"{cfg.data_dir}: token ids go up to {meta['vocab_size'] - 1} but the model's vocab_size is {model_cfg.vocab_size}")
-    bos_input = tokenizer.bos_input
-    if mix_cfg.mixer != "none":
-        batches = Mixer(mix_cfg, cfg.data_dir, cfg.batch_size, cfg.block_size, cfg.seed, ranks.rank, ranks.world_size,
-                        cfg.grad_accum)
-        if ranks.master:
-            print(batches.describe())
-    elif cfg.samples == "lines":
-        batches = LineSamples(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed,
-                              ranks.rank, ranks.world_size, bos_input)
-    else:
-        batches = TokenWindows(cfg.data_dir, meta, cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed,
-                               ranks.rank, ranks.world_size, cfg.align_windows)
-    heldout = heldout_batches(cfg.data_dir, meta, cfg.block_size, cfg.batch_size, cfg.eval_windows, cfg.samples,
-                              bos_input)
+    shard = Shard(cfg.batch_size, cfg.block_size, cfg.grad_accum, cfg.seed, ranks.rank, ranks.world_size)
+    batches = open_batch_source(cfg, mix_cfg, meta, shard, tokenizer.bos_input)
+    heldout = heldout_batches(cfg.data_dir, meta, shard, cfg.eval_windows, cfg.samples, tokenizer.bos_input)
     return meta, tokenizer, batches, heldout
 
 

@@ -51,7 +51,7 @@ def main():
         torch.set_num_threads(args.threads)
 
     meta = data.read_meta(args.data)
-    source = data.LineSamples(args.data, meta, args.batch, args.block, 1, seed=0, bos_input=args.bos_input)
+    source = data.LineSamples(args.data, meta, data.Shard(args.batch, args.block), bos_input=args.bos_input)
     micro = [[source.tokens_of(p) for p in source.pieces_of(s, 0, 0)] for s in range(args.steps)]
     sides = {"packed": [data.pack(m, args.block) for m in micro], "padded": [padded(m, args.block) for m in micro]}
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mixer  # noqa: E402
 from configurator import load_config  # noqa: E402
+from data import Shard, read_meta  # noqa: E402
 from mixer import (Mixer, MixerConfig, cross_lingual_deficit, draw_arm, exp3_update, hedge_update,  # noqa: E402
                    normalized_excess_loss, project, structural_floor, taam_update,
                    unique_token_budget)
@@ -163,7 +164,7 @@ def test_v1_starves_the_plateaued_language_at_the_floor_while_v2_gives_it_the_mo
     finals = {}
     for reward in ("normalized_excess_loss", "cross_lingual_deficit"):
         cfg = MixerConfig(mixer="taam", reward=reward, prior="typological")
-        m = Mixer(cfg, data, batch_size=2, block_size=8, seed=0)
+        m = Mixer(data, read_meta(data), Shard(2, 8, seed=0), cfg)
         for t in range(300):
             rec = m.update(t, losses_plateau(t))
         finals[reward] = rec["pi"]
@@ -194,7 +195,7 @@ def test_the_typological_prior_gives_the_documented_numbers():
 
 def test_static_priors_follow_their_formulas(data):
     def pi0(prior):
-        return Mixer(MixerConfig(mixer="static", prior=prior), data, 2, 8, seed=0).pi
+        return Mixer(data, read_meta(data), Shard(2, 8, seed=0), MixerConfig(mixer="static", prior=prior)).pi
     n = np.array([20000, 12000, 30000.0])
     rate = np.array([1.0 * 20000 / 80000, 1.05 * 12000 / 52800, 0.94 * 30000 / 90000])  # tokens per adjusted byte
     np.testing.assert_allclose(pi0("uniform"), [1 / 3] * 3)
@@ -204,7 +205,8 @@ def test_static_priors_follow_their_formulas(data):
     np.testing.assert_allclose(pi0("typological"), [0.3213, 0.3227, 0.3560], atol=5e-5)
     np.testing.assert_allclose(pi0("eng=0.2,nld=0.3,zho=0.5"), [0.2, 0.3, 0.5])
     # proportional and temperature follow the data each language has, not the budget's balanced share
-    small = Mixer(MixerConfig(mixer="static", prior="proportional", budget=6000), data, 2, 8, seed=0)
+    small = Mixer(data, read_meta(data), Shard(2, 8, seed=0),
+                  MixerConfig(mixer="static", prior="proportional", budget=6000))
     assert max(small.unique.values()) < min(n)
     np.testing.assert_allclose(small.pi, n / n.sum())
 
@@ -217,13 +219,14 @@ def test_budgets_give_every_language_the_same_byte_premium_adjusted_bytes(data):
     u = unique_token_budget(stats, LANGS, 6000, "words", eng_bytes_per_word=80000 / 16000)
     assert u == {"eng": 2500, "nld": 2386, "zho": 3133}    # 2000 English-equivalent words = 10000 adjusted bytes each
     assert unique_token_budget(stats, LANGS, 100e6, "tokens") == SIZES  # a budget larger than the data: all of it
-    m = Mixer(MixerConfig(mixer="static", budget=6000, budget_unit="words"), data, 2, 8, seed=0)
+    m = Mixer(data, read_meta(data), Shard(2, 8, seed=0), MixerConfig(mixer="static", budget=6000, budget_unit="words"))
     assert m.unique == {"eng": 2500, "nld": 2386, "zho": 3133}
 
 
 def test_windows_come_from_the_budgeted_prefix_and_y_is_x_shifted(tmp_path):
     data = make_data(tmp_path / "d")
-    m = Mixer(MixerConfig(mixer="static", budget=30000, mix_level="sequence"), data, 8, 16, seed=3)
+    m = Mixer(data, read_meta(data), Shard(8, 16, seed=3),
+              MixerConfig(mixer="static", budget=30000, mix_level="sequence"))
     seen = set()
     for step in range(300):
         x, y, lang = m.get_batch(step, 0)[:3]
@@ -237,7 +240,8 @@ def test_windows_come_from_the_budgeted_prefix_and_y_is_x_shifted(tmp_path):
 
 
 def test_batch_languages_follow_pi(data):
-    m = Mixer(MixerConfig(mixer="static", prior="eng=0.2,nld=0.3,zho=0.5"), data, 2, 8, seed=0)
+    m = Mixer(data, read_meta(data), Shard(2, 8, seed=0),
+              MixerConfig(mixer="static", prior="eng=0.2,nld=0.3,zho=0.5"))
     counts = {l: 0 for l in LANGS}
     for step in range(4000):
         x, y, lang = m.get_batch(step, 0)[:3]
@@ -247,9 +251,9 @@ def test_batch_languages_follow_pi(data):
 
 
 def test_draws_are_a_pure_function_of_seed_step_rank_micro_step(data):
-    a = Mixer(MixerConfig(mixer="static"), data, 4, 8, seed=5)
-    b = Mixer(MixerConfig(mixer="static"), data, 4, 8, seed=5)
-    c = Mixer(MixerConfig(mixer="static"), data, 4, 8, seed=5, rank=1, world_size=2)
+    a = Mixer(data, read_meta(data), Shard(4, 8, seed=5), MixerConfig(mixer="static"))
+    b = Mixer(data, read_meta(data), Shard(4, 8, seed=5), MixerConfig(mixer="static"))
+    c = Mixer(data, read_meta(data), Shard(4, 8, seed=5, rank=1, world_size=2), MixerConfig(mixer="static"))
     for step in range(5):
         for micro in range(2):
             xa, xb, xc = a.get_batch(step, micro)[0], b.get_batch(step, micro)[0], c.get_batch(step, micro)[0]
@@ -263,8 +267,9 @@ def test_draws_are_a_pure_function_of_seed_step_rank_micro_step(data):
 
 
 def test_two_ranks_draw_what_one_process_with_twice_the_accumulation_draws(data):
-    one = Mixer(MixerConfig(mixer="static", mix_level="sequence"), data, 4, 8, seed=2)
-    two = [Mixer(MixerConfig(mixer="static", mix_level="sequence"), data, 4, 8, seed=2, rank=r, world_size=2)
+    one = Mixer(data, read_meta(data), Shard(4, 8, seed=2), MixerConfig(mixer="static", mix_level="sequence"))
+    two = [Mixer(data, read_meta(data), Shard(4, 8, seed=2, rank=r, world_size=2),
+                 MixerConfig(mixer="static", mix_level="sequence"))
            for r in range(2)]
     for step in range(20):
         for r in range(2):
@@ -290,11 +295,11 @@ def test_a_resumed_mixer_gives_the_same_future_pi_and_draws(data, mixer, reward,
                                            for i, l in enumerate(LANGS)}))
         return out
 
-    straight = Mixer(cfg, data, 4, 16, seed=11)
+    straight = Mixer(data, read_meta(data), Shard(4, 16, seed=11), cfg)
     first = run(straight, range(0, 40))
     state = json.loads(json.dumps(straight.state_dict()))  # a checkpoint, through JSON even
     rest = run(straight, range(40, 120))
-    resumed = Mixer(cfg, data, 4, 16, seed=11)
+    resumed = Mixer(data, read_meta(data), Shard(4, 16, seed=11), cfg)
     resumed.load_state_dict(state)
     assert run(resumed, range(40, 120)) == rest
     assert first != rest and any(isinstance(r, dict) for r in rest)
@@ -303,7 +308,7 @@ def test_a_resumed_mixer_gives_the_same_future_pi_and_draws(data, mixer, reward,
 def test_the_epoch_cap_is_never_exceeded_and_identical_on_every_rank(data):
     """Two ranks in lock step; English is favoured until its 2 epochs are used up."""
     cfg = MixerConfig(mixer="static", prior="eng=0.8,nld=0.1,zho=0.1", max_epochs=2)
-    ranks = [Mixer(cfg, data, 4, 16, seed=7, rank=r, world_size=2) for r in range(2)]
+    ranks = [Mixer(data, read_meta(data), Shard(4, 16, seed=7, rank=r, world_size=2), cfg) for r in range(2)]
     drawn = {l: 0 for l in LANGS}
     with pytest.raises(SystemExit, match="every language has used max_epochs"):
         for step in range(10_000):
@@ -324,7 +329,8 @@ def test_the_epoch_cap_is_never_exceeded_and_identical_on_every_rank(data):
 
 
 def test_the_cap_moves_the_mass_to_the_others_and_the_record_says_so(data):
-    m = Mixer(MixerConfig(mixer="taam", prior="uniform", max_epochs=0.5), data, 4, 16, seed=1)
+    m = Mixer(data, read_meta(data), Shard(4, 16, seed=1),
+              MixerConfig(mixer="taam", prior="uniform", max_epochs=0.5))
     step = 0
     while "nld" not in m.capped:
         m.get_batch(step, 0)
@@ -343,7 +349,8 @@ def test_the_cap_moves_the_mass_to_the_others_and_the_record_says_so(data):
 def test_summary_reports_the_final_pi_and_each_languages_exposures_and_epochs(data):
     """Exposures counted from the drawn tokens themselves (each says its language), epochs against
     the budget's unique tokens, pi as the last update left it."""
-    m = Mixer(MixerConfig(mixer="taam", prior="typological", budget=30000, max_epochs=5), data, 4, 16, seed=4)
+    m = Mixer(data, read_meta(data), Shard(4, 16, seed=4),
+              MixerConfig(mixer="taam", prior="typological", budget=30000, max_epochs=5))
     drawn = {l: 0 for l in LANGS}
     for step in range(60):
         for micro in range(2):
@@ -357,7 +364,8 @@ def test_summary_reports_the_final_pi_and_each_languages_exposures_and_epochs(da
                  "pi": record["pi"], "unique": {"eng": 9351, "nld": 8926, "zho": 11721},
                  "exposures": drawn, "epochs": {l: drawn[l] / s["unique"][l] for l in LANGS}}
     assert sum(drawn.values()) == 60 * 2 * 4 * 16 and abs(sum(s["pi"].values()) - 1) < 1e-12
-    static = Mixer(MixerConfig(mixer="static", prior="eng=0.2,nld=0.3,zho=0.5"), data, 2, 8, seed=0).summary()
+    static = Mixer(data, read_meta(data), Shard(2, 8, seed=0),
+                   MixerConfig(mixer="static", prior="eng=0.2,nld=0.3,zho=0.5")).summary()
     assert static["reward"] is None and static["pi"] == {"eng": 0.2, "nld": 0.3, "zho": 0.5}
 
 
@@ -406,19 +414,19 @@ def test_static_and_none_accept_an_explicit_prior_with_zeros():
 ])
 def test_a_config_that_does_not_fit_the_data_fails_with_one_clear_line(data, change, message):
     with pytest.raises(SystemExit, match=message) as e:
-        Mixer(MixerConfig(**change), data, 2, 8, seed=0)
+        Mixer(data, read_meta(data), Shard(2, 8, seed=0), MixerConfig(**change))
     assert "\n" not in str(e.value)
 
 
 def test_bad_data_and_losses_fail_with_one_clear_line(data, tmp_path):
     with pytest.raises(SystemExit, match="meta.json"):
-        Mixer(MixerConfig(mixer="static"), str(tmp_path / "nowhere"), 2, 8, seed=0)
-    m = Mixer(MixerConfig(mixer="taam"), data, 2, 8, seed=0)
+        read_meta(str(tmp_path / "nowhere"))  # what a Mixer is opened with: no meta.json, one line
+    m = Mixer(data, read_meta(data), Shard(2, 8, seed=0), MixerConfig(mixer="taam"))
     with pytest.raises(SystemExit, match="no held-out loss for zho"):
         m.update(0, {"eng": 1.0, "nld": 1.0})
     with pytest.raises(SystemExit, match="non-finite"):
         m.update(0, {"eng": 1.0, "nld": float("nan"), "zho": 1.0})
-    other = Mixer(MixerConfig(mixer="taam", budget=30000), data, 2, 8, seed=0)
+    other = Mixer(data, read_meta(data), Shard(2, 8, seed=0), MixerConfig(mixer="taam", budget=30000))
     with pytest.raises(SystemExit, match="differ from this run"):
         other.load_state_dict(m.state_dict())
     with pytest.raises(SystemExit, match="mixer state is version 1, this mixer.py reads version 2"):

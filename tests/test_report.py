@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import report  # noqa: E402
+from data import Shard, read_meta  # noqa: E402
 from mixer import Mixer, MixerConfig  # noqa: E402
 from test_mixer import LANGS, make_data  # noqa: E402
 
@@ -26,7 +27,7 @@ def write_run(run, data_dir=None, steps=10):
     """A run folder: config.json and log.jsonl; with data_dir, a taam mixer run on it."""
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"device_resolved": "cpu", "dtype_resolved": "float32"}))
-    m = Mixer(MixerConfig(mixer="taam"), data_dir, 2, 8, seed=0) if data_dir else None
+    m = Mixer(data_dir, read_meta(data_dir), Shard(2, 8, seed=0), MixerConfig(mixer="taam")) if data_dir else None
     with open(run / "log.jsonl", "w") as f:
         for t in range(1, steps + 1):
             tokens = 1000 * t

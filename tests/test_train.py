@@ -158,49 +158,6 @@ def test_learning_rate_warmup_then_cosine_to_the_floor():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
 
 
-# ----------------------------------------------------------------------------- the plain batch source
-
-def test_token_windows_visit_every_window_once_per_epoch(tiny_data):
-    meta = data.read_meta(tiny_data)
-    src = data.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=1, seed=0)
-    n = src.n_windows
-    seen = [src.position(i) for i in range(n)]
-    assert len(set(seen)) == n                       # n distinct windows within an epoch
-    assert all(off % 8 == 0 for _, off in seen)      # non-overlapping: at multiples of block_size
-    second = [src.position(n + i) for i in range(n)]
-    assert sorted(second) == sorted(seen) and second != seen  # the next epoch: same windows, new order
-
-
-def test_aligned_windows_start_at_the_first_bos_of_their_stretch(tmp_path):
-    # documents (BOS = 0) at 0, 10, 13 and 33 of 42 tokens: five windows of 8 (+1) tokens
-    tokens = np.full(42, 5, dtype=np.uint16)
-    tokens[[0, 10, 13, 33]] = 0
-    os.makedirs(tmp_path / "eng")
-    tokens.tofile(tmp_path / "eng" / "train.bin")
-    meta = {"dtype": "uint16", "bos_id": 0, "vocab_size": 6, "languages": {"eng": {}}}
-    plain = data.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0)
-    aligned = data.TokenWindows(str(tmp_path), meta, batch_size=1, block_size=8, grad_accum=1, seed=0,
-                                 align_windows=True)
-    assert plain.offsets[0].tolist() == [0, 8, 16, 24, 32]
-    # stretches [0, 8) and [8, 16) hold a BOS (0, 10); [16, 24) and [24, 32) none; [32, 40) the one at 33
-    assert aligned.offsets[0].tolist() == [0, 10, 16, 24, 33]
-    windows = [aligned.window(i)[1] for i in range(aligned.n_windows)]
-    assert all(len(w) == 9 for w in windows)                     # the last one still fits
-    assert sorted(w[0] for w in windows) == [0, 0, 0, 5, 5]
-
-
-def test_ddp_ranks_draw_disjoint_parts_of_the_same_global_batch(tiny_data):
-    meta = data.read_meta(tiny_data)
-    one = data.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=2, seed=0)
-    ranks = [data.TokenWindows(tiny_data, meta, batch_size=2, block_size=8, grad_accum=1, seed=0, rank=r, world_size=2)
-             for r in range(2)]
-    # step s of one process with accumulation 2 sees what step s of 2 ranks without accumulation see
-    for step in range(3):
-        single = torch.cat([one.get_batch(step, m)[0] for m in range(2)])
-        both = torch.cat([ranks[r].get_batch(step, 0)[0] for r in range(2)])
-        assert torch.equal(single, both)
-
-
 # ----------------------------------------------------------------------------- training runs
 
 def test_a_short_run_learns_and_logs(tiny_data, tmp_path, capsys):
@@ -477,59 +434,6 @@ def test_a_mixer_runs_checkpoint_carries_what_the_model_card_reports(tiny_data, 
 
 # ----------------------------------------------------------------------------- line samples (the card's way)
 
-def test_documents_are_cut_into_pieces_of_at_most_block_size_and_one_token_pieces_dropped():
-    # BOS = 0; documents of 5, 1, 9 and 2 tokens after their BOS
-    tokens = np.array([0, 1, 2, 3, 4, 5, 0, 6, 0, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 16, 17], np.uint16)
-    starts, lengths = data.document_pieces(tokens, 0, block_size=4, bos_input=False)
-    pieces = [tokens[s:s + n].tolist() for s, n in zip(starts, lengths)]
-    assert pieces == [[1, 2, 3, 4], [7, 8, 9, 10], [11, 12, 13, 14], [16, 17]]   # [5], [6], [15] predict nothing
-    starts, lengths = data.document_pieces(tokens, 0, block_size=4, bos_input=True)
-    assert [tokens[s:s + n].tolist() for s, n in zip(starts, lengths)] == \
-        [[0, 1, 2, 3], [4, 5], [0, 6], [0, 7, 8, 9], [10, 11, 12, 13], [14, 15], [0, 16, 17]]
-
-
-def test_packed_rows_give_the_loss_and_gradients_of_the_pieces_one_at_a_time():
-    """The step's loss is the mean over all target tokens; packing pieces side by side into rows with
-    their own positions and a block-diagonal mask changes nothing (fp32, 1e-5)."""
-    torch.manual_seed(0)
-    model = Transformer(ModelConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=50, max_seq_len=16))
-    rng = np.random.default_rng(0)
-    pieces = [rng.integers(1, 50, size=n) for n in (2, 17, 5, 9, 3, 17, 12, 2)]   # <= block_size + 1 tokens
-    batch = data.pack(pieces, row_len=16)
-    assert batch.x.shape[0] < len(pieces)                                        # several pieces share a row
-    _, loss = model(batch.x, batch.y, positions=batch.positions, mask=batch.mask)
-    loss.backward()
-    packed = {k: p.grad.clone() for k, p in model.named_parameters()}
-    model.zero_grad()
-    n_targets = sum(len(p) - 1 for p in pieces)
-    reference = 0.0
-    for p in pieces:
-        x, y = torch.from_numpy(p[None, :-1]), torch.from_numpy(p[None, 1:])
-        _, piece_loss = model(x, y)
-        reference = reference + piece_loss * (len(p) - 1) / n_targets
-    reference.backward()
-    torch.testing.assert_close(loss, reference, rtol=0, atol=1e-5)
-    for k, p in model.named_parameters():
-        torch.testing.assert_close(packed[k], p.grad, rtol=0, atol=1e-5)
-
-
-def test_line_samples_visit_every_piece_once_per_epoch_and_weigh_the_step_by_its_tokens(tiny_data):
-    meta = data.read_meta(tiny_data)
-    one = data.LineSamples(tiny_data, meta, batch_size=4, block_size=8, grad_accum=2, seed=0)
-    ranks = [data.LineSamples(tiny_data, meta, batch_size=4, block_size=8, grad_accum=1, seed=0, rank=r, world_size=2)
-             for r in range(2)]
-    per_epoch = one.n_pieces // 8
-    seen = [p for step in range(per_epoch) for m in range(2) for p in one.pieces_of(step, m, 0)]
-    assert len(set(seen)) == len(seen) == per_epoch * 8
-    for step in range(3):
-        assert [p for m in range(2) for p in one.pieces_of(step, m, 0)] == \
-            [p for r in range(2) for p in ranks[r].pieces_of(step, 0, r)]           # two ranks: the same global step
-        weights = [one.get_batch(step, m).weight for m in range(2)]
-        assert abs(sum(weights) - 1) < 1e-12
-        shares = [ranks[r].get_batch(step, 0).weight / 2 for r in range(2)]          # DDP averages over ranks
-        assert abs(sum(shares) - 1) < 1e-12
-
-
 def test_a_line_samples_run_learns_resumes_bit_for_bit_and_counts_real_tokens(tiny_data, tmp_path):
     common = ["--samples=lines", "--block_size=16", "--max_iters=8", "--lr=3e-3", "--eval_interval=4", "--log_interval=1"]
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
@@ -544,7 +448,7 @@ def test_a_line_samples_run_learns_resumes_bit_for_bit_and_counts_real_tokens(ti
     wb, _ = checkpoint_weights(os.path.join(split, "ckpt.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     meta = data.read_meta(tiny_data)
-    source = data.LineSamples(tiny_data, meta, batch_size=4, block_size=16, grad_accum=2, seed=1337)
+    source = data.LineSamples(tiny_data, meta, data.Shard(batch_size=4, block_size=16, grad_accum=2, seed=1337))
     epochs = str(tmp_path / "epochs")
     assert run_train(tiny_data, epochs, "--samples=lines", "--block_size=16", "--epochs=2", "--stop_iter=1") == 0
     assert json.load(open(os.path.join(epochs, "config.json")))["max_iters_resolved"] == -(-2 * source.n_pieces // 8)
