@@ -26,6 +26,10 @@ import tempfile
 from contextlib import contextmanager
 
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read it back: the only way to learn the umask is to set it
+
+
 @contextmanager
 def atomic_path(path: str):
     """`with atomic_path(p) as tmp:` write the file tmp; on success it becomes p (flushed to disk
@@ -34,6 +38,7 @@ def atomic_path(path: str):
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~UMASK)  # as any new file (safetensors writes 0600)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

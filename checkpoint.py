@@ -194,8 +194,10 @@ def model_from_weights(cfg: ModelConfig, weights: dict, path: str, config_name: 
         if tuple(weights[k].shape) != shape:
             raise SystemExit(f"{path}: weights do not fit {config_name}: {k} is {tuple(weights[k].shape)}, "
                              f"the config says {shape}")
-        if weights[k].dtype not in (torch.float32, torch.bfloat16, torch.float16):
-            raise SystemExit(f"{path}: {k} holds {str(weights[k].dtype).replace('torch.', '')}, not floating-point weights")
+        if weights[k].dtype != torch.float32:  # train.py keeps and saves float32 weights whatever it computes in
+            raise SystemExit(f"{path}: {k} holds {str(weights[k].dtype).replace('torch.', '')}, not float32 weights")
+        if not torch.isfinite(weights[k]).all():  # train.py never saves one: a damaged or diverged model
+            raise SystemExit(f"{path}: {k} holds NaN or inf; a model with them cannot be scored, sampled or exported")
     model = Transformer(cfg)
     try:
         model.load_state_dict(weights)

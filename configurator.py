@@ -66,7 +66,12 @@ def load_config(argv, *config_classes, exclusive=(), program="train.py"):
                 text, has_value = args.pop(0), True
             set_value(key, _convert(key, text if has_value else "True", field_type, from_text=True))
         else:
-            for key, value in _read_config_file(arg).items():
+            in_file = _read_config_file(arg)
+            for group in exclusive:
+                given = [k for k in group if k in in_file]
+                if len(given) > 1:
+                    raise SystemExit(f"{arg}: sets {' and '.join(given)}; give one of {', '.join(group)}")
+            for key, value in in_file.items():
                 _check_known(key, owner, where=arg)
                 set_value(key, _convert(key, value, hints[owner[key]][key], from_text=False, where=arg))
 

@@ -222,6 +222,16 @@ def check_out_dir(out: str, force: bool, keep=()):
     if not all(os.path.isfile(os.path.join(out, f)) for f in ("config.json", "model.safetensors")):
         raise SystemExit(f"{out}: --force replaces only an earlier export, and this folder holds no "
                          f"config.json + model.safetensors; remove it yourself if it should go")
+    others = sorted(set(os.listdir(out)) - EXPORT_FILES)
+    if others:  # the swap would delete them with the old export
+        raise SystemExit(f"{out}: --force replaces only what an export writes, and this folder also holds "
+                         f"{', '.join(others[:3])}{' ...' if len(others) > 3 else ''}; move them out first")
+
+
+# what write_folder and --all write: the only names --force may delete
+EXPORT_FILES = {"config.json", "generation_config.json", "model.safetensors", "README.md", "eval_results.json",
+                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                "tokenizer.tiktoken", ".git"}
 
 
 # -----------------------------------------------------------------------------
@@ -332,12 +342,20 @@ def export_all(run_dir: str, out_dir: str, dtype: str = "float32", eval_path: st
 def load_hf(folder: str, device="cpu"):
     """Build our Transformer and Tokenizer from a Transformers LLaMA folder (our export, or any
     LlamaForCausalLM of the same design saved by save_pretrained). Returns (model, tokenizer)."""
-    from safetensors.torch import load_file
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
         raise SystemExit(f"{folder}: no config.json (not a Transformers model folder)")
-    with open(path) as f:
-        c = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            c = json.load(f)
+        return hf_model(folder, path, c, device), load_hf_tokenizer(folder)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a missing key, a string where a number goes
+        raise SystemExit(f"{path}: not a usable LLaMA config.json ({type(e).__name__}: {str(e)[:120]})")
+
+
+def hf_model(folder: str, path: str, c: dict, device):
+    """Our Transformer from a Transformers LLaMA folder whose config.json (at path) reads as c."""
+    from safetensors.torch import load_file
     if c.get("model_type") != "llama":
         raise SystemExit(f"{path}: model_type {c.get('model_type')!r}, expected 'llama'")
     rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
@@ -363,8 +381,11 @@ def load_hf(folder: str, device="cpu"):
     if os.path.isfile(os.path.join(folder, "model.safetensors")):
         files = ["model.safetensors"]
     elif os.path.isfile(index):  # sharded
-        with open(index) as f:
+        with open(index, encoding="utf-8") as f:
             files = sorted(set(json.load(f)["weight_map"].values()))
+        for name in files:  # weight files lie inside the folder: no "../../x" and no absolute path
+            if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+                raise SystemExit(f"{index}: names {name!r}; the weight files must be plain names inside {folder}")
     else:
         raise SystemExit(f"{folder}: no model.safetensors (export with safetensors; .bin is not read)")
     sd = {}
@@ -380,7 +401,7 @@ def load_hf(folder: str, device="cpu"):
                 sd[our_name(k)] = t.float()
             except KeyError:
                 raise SystemExit(f"{folder}/{name}: unexpected tensor {k!r} for a LLaMA of our design")
-    return model_from_weights(cfg, sd, folder, "config.json").to(device), load_hf_tokenizer(folder)
+    return model_from_weights(cfg, sd, folder, "config.json").to(device)
 
 
 # -----------------------------------------------------------------------------

@@ -19,6 +19,8 @@ This file sits above both, so neither reader needs to know about the other.
 
 import os
 
+import torch
+
 from checkpoint import load_checkpoint, stored_tokenizer
 from export_hf import load_hf
 from tokenizer import load_tokenizer
@@ -28,6 +30,8 @@ def load_model(path: str, device="cpu", tokenizer_path: str = None):
     """(model, tokenizer) from a train.py checkpoint file or an exported folder. tokenizer_path (a
     tokenizer file or data folder) replaces the tokenizer stored with the model, or gives one to
     a checkpoint that holds none. Errors are one line naming the path."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device}: this machine has no CUDA GPU (torch {torch.__version__}); use --device cpu")
     if os.path.isdir(path):
         model, tokenizer = load_hf(path, device)
     else:

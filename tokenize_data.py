@@ -271,6 +271,9 @@ def plan_languages(cfg: DataConfig, explicit: set, normalize=None) -> dict:
             val = d.src == len(files) - 1
         else:
             val = hold_out(d, cfg.val_fraction, cfg.val_docs, cfg.val_seed)
+            if not val.any():  # train.py evaluates (and the mixer learns) on the held-out split
+                print(f"notice: {lang}: no held-out documents (--val-fraction {cfg.val_fraction}); train.py "
+                      f"cannot train on this folder, which suits a tokenizer or a corpus count only")
         pool = ~val
         if cfg.drop_eval_sentences and d.eval_hits:
             held = np.zeros(len(pool), bool)

@@ -34,9 +34,9 @@ import torch
 import torch.distributed
 
 import distributed
-from atomic import atomic_path, remove_stale_temporaries, write_json
-from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_train_state, milestone_name, rng_state,
-                        save_checkpoint, set_rng_state)
+from atomic import atomic_path, hold_lock, remove_stale_temporaries, write_json
+from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_train_state, milestone_name, read_info,
+                        rng_state, save_checkpoint, set_rng_state)
 from configurator import load_config
 from data import Shard, heldout_batches, read_meta
 from load import load_model
@@ -54,6 +54,7 @@ class TrainConfig:
     eval_windows: int = 64                  # held-out windows per language, the same ones every time
     log_interval: int = 10
     resume: bool = False                    # continue from out_dir/ckpt.safetensors
+    force: bool = False                     # start over in an out_dir that holds a run (its checkpoints go)
     init_from: Optional[str] = None         # start from these weights (a checkpoint or exported folder)
     milestone_unit: str = "words"           # BabyLM checkpoints at 1M, 2M, ... "words" or "tokens"; "none" = off
     stop_iter: Optional[int] = None         # stop early (checkpoint saved) without changing the schedule
@@ -92,6 +93,9 @@ class TrainConfig:
         for key in ("eval_interval", "eval_windows", "log_interval", "batch_size", "block_size", "grad_accum",
                     "ddp_timeout"):
             check(getattr(self, key) >= 1, f"{key}={getattr(self, key)}: must be at least 1")
+        check(self.batch_size * self.block_size <= MAX_BATCH_TOKENS,
+              f"batch_size={self.batch_size} x block_size={self.block_size}: over {MAX_BATCH_TOKENS:,} tokens a "
+              f"micro-batch (raise grad_accum instead)")
         for key in ("max_iters", "epochs", "max_tokens", "stop_iter"):
             value = getattr(self, key)
             check(value is None or value > 0, f"{key}={value}: must be positive")
@@ -111,9 +115,11 @@ class TrainConfig:
               f"device={self.device!r}: expected auto, cpu, cuda, cuda:N or mps")
         check(self.dtype == "auto" or self.dtype in DTYPES, f"dtype={self.dtype!r}: expected auto or one of {', '.join(DTYPES)}")
         check(not (self.resume and self.init_from), "resume and init_from: give one (resume continues out_dir's run)")
+        check(not (self.resume and self.force), "resume and force: give one (force starts out_dir's run over)")
 
 
 RUN_LENGTH = ("max_iters", "epochs", "max_tokens")
+MAX_BATCH_TOKENS = 1 << 20  # far above what fits a GPU; a typo's 10**6 x 512 would allocate until the machine dies
 DECAYS = ("cosine", "linear", "constant")
 
 
@@ -304,6 +310,17 @@ def read_config(argv):
         raise SystemExit("config: give the run length: one of max_iters, epochs, max_tokens")
     if cfg.block_size > model_cfg.max_seq_len:
         raise SystemExit(f"config: block_size={cfg.block_size} exceeds max_seq_len={model_cfg.max_seq_len}")
+    mixer_keys = sorted(explicit & {f.name for f in dataclasses.fields(MixerConfig)} - {"mixer"})
+    if mix_cfg.mixer == "none" and mixer_keys:
+        raise SystemExit(f"config: {', '.join(mixer_keys)} set without a mixer (mixer='none'): they would do nothing; "
+                         f"add --mixer=static (or taam, exp3, hedge)")
+    existing = os.path.join(cfg.out_dir, CHECKPOINT_FILE)
+    if not cfg.resume and not cfg.force and os.path.isfile(existing):
+        at = read_info(existing).get("iter_num", "?")
+        raise SystemExit(f"{cfg.out_dir}: holds a run at iteration {at}: add --resume to continue it, or --force to "
+                         f"start over")
+    if os.path.realpath(cfg.out_dir) == os.path.realpath(cfg.data_dir):
+        raise SystemExit(f"config: out_dir and data_dir are both {cfg.data_dir}; a run gets a folder of its own")
     if mix_cfg.mixer != "none" and (cfg.align_windows or cfg.samples == "lines"):
         raise SystemExit("config: align_windows and samples='lines' apply to the plain batch sources; the mixer draws "
                          "its own windows")
@@ -419,6 +436,16 @@ def open_run_folder(cfg, resolved: dict, ranks, iter_num: int):
     log_path = os.path.join(cfg.out_dir, "log.jsonl")
     try:
         os.makedirs(os.path.join(cfg.out_dir, "checkpoints"), exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"{cfg.out_dir}: cannot write the run folder ({e.strerror or e})")
+    # one run a folder: held until this process ends, however it ends (the kernel drops it)
+    lock = hold_lock(os.path.join(cfg.out_dir, ".lock"), cfg.out_dir)
+    try:
+        if cfg.force and not cfg.resume:  # start over: nothing of the old run may mix with the new one
+            old = [os.path.join(cfg.out_dir, "checkpoints", n) for n in os.listdir(os.path.join(cfg.out_dir, "checkpoints"))]
+            for path in [ranks.checkpoint_path, *old]:
+                if os.path.isfile(path) and path.endswith(".safetensors"):
+                    os.remove(path)
         remove_stale_temporaries(cfg.out_dir)
         remove_stale_temporaries(os.path.join(cfg.out_dir, "checkpoints"))
         kept = []
@@ -436,6 +463,7 @@ def open_run_folder(cfg, resolved: dict, ranks, iter_num: int):
     def log(record):
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
+    log.lock = lock  # lives as long as the run's log
     return log
 
 
