@@ -73,6 +73,7 @@ import torch
 
 from atomic import atomic_path, check_output, write_json
 from load import load_model
+from machine import choose_dtype, record as machine_record
 from model import DTYPES
 from pairs import DEFAULT_DATA_ROOT, FAST_PAIRS, GROUP_KEYS, SUITES, parse_columns, read_pairs, suite_files
 
@@ -294,16 +295,19 @@ class Progress:
 
 
 def resolve_dtype(dtype, device: torch.device):
-    """None or "auto" -> bfloat16 on a GPU that has it, float32 otherwise; strings -> torch dtypes."""
-    if dtype in (None, "auto"):
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
+    """None or "auto" -> the precision native on the device (machine.choose_dtype: bf16 on a GPU that
+    has it or a CPU that computes it natively, else float32); strings -> torch dtypes. float16 on a
+    GPU without bf16 is not chosen by auto: scores summed over a sentence need the range."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in DTYPES:
-        raise SystemExit(f"--dtype {dtype}: use one of {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    if dtype not in (None, "auto", *DTYPES):
+        raise SystemExit(f"--dtype {dtype}: use one of auto, {', '.join(DTYPES)}")
+    name, why = choose_dtype(dtype or "auto", device.type)
+    if name == "float16" and dtype in (None, "auto"):
+        name = "float32"
+    if "notice" in why:
+        print(f"{device.type}: {name} ({why})", file=sys.stderr)
+    return DTYPES[name]
 
 
 def default_batch_tokens(device: torch.device) -> int:
@@ -443,7 +447,7 @@ def evaluate(model, tokenizer, suites="blimp", *, data_root: str = DEFAULT_DATA_
     settings = {"protocol": protocol, "headline": rules.headline, "tie_credit": rules.tie_credit, "bos": bos,
                 "leading_space": leading_space, "fast": fast, "dtype": str(dtype).replace("torch.", ""),
                 "batch_tokens": batch_tokens, "device": str(device), "data_root": os.path.abspath(data_root)}
-    result = {"settings": settings, "suites": {}}
+    result = {"settings": settings, "machine": machine_record(device.type, settings["dtype"]), "suites": {}}
     named = [suite_files(s, data_root) for s in suites]   # every file is checked before any scoring
     per_pair, babylm = [], {}
     was_training = model.training
@@ -527,7 +531,8 @@ def main(argv=None):
     ap.add_argument("--batch-tokens", type=int, help="input positions per forward pass (default 2048 CPU, 32768 GPU)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                    help="forward-pass precision; auto = bfloat16 on a GPU, float32 on CPU")
+                    help="forward-pass precision; auto = what the device computes natively (bf16 on a GPU or a "
+                         "CPU with native bf16, else float32)")
     ap.add_argument("--tokenizer", help="a tokenizer file or data folder, for checkpoints without one")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)

@@ -10,10 +10,13 @@ document: at the next BOS or an EOS (tokenizer.end_ids).
 
 import argparse
 import sys
+from contextlib import nullcontext
 
 import torch
 
 from load import load_model
+from machine import choose_dtype
+from model import DTYPES
 
 
 def main(argv=None):
@@ -26,6 +29,8 @@ def main(argv=None):
     p.add_argument("--num_samples", "--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="auto: what the device computes natively (machine.py)")
     args = p.parse_args(argv)
     for name, least in (("max_new_tokens", 1), ("top_k", 1), ("num_samples", 1), ("temperature", 0)):
         if getattr(args, name) < least:
@@ -40,9 +45,15 @@ def main(argv=None):
         raise SystemExit(f"{args.checkpoint}: the model was trained without BOS, so it needs a --prompt to start from")
     prompt_text = ids[1:] if tok.bos_input else ids
     x = torch.tensor([ids], dtype=torch.long, device=args.device)
+    device_type = torch.device(args.device).type
+    dtype, why = choose_dtype(args.dtype, device_type)
+    if "notice" in why:
+        print(f"{device_type}: {dtype} ({why})", file=sys.stderr)
+    autocast = torch.autocast(device_type, dtype=DTYPES[dtype]) if dtype != "float32" else nullcontext()
     for _ in range(args.num_samples):
-        new = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                             stop_ids=tok.end_ids)[0].tolist()
+        with autocast:
+            new = model.generate(x, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                                 stop_ids=tok.end_ids)[0].tolist()
         if new and new[-1] in tok.end_ids:  # the document ended: its end token is not text
             new = new[:-1]
         print(tok.decode(prompt_text + new))

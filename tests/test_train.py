@@ -298,8 +298,14 @@ def test_empty_token_file(tiny_data, tmp_path, capsys):
     ("--device=tpu", "device='tpu': expected auto, cpu, cuda, cuda:N or mps"),
     ("--lr=-1", "need 0 <= min_lr <= lr, lr > 0"),
     ("--beta2=1.5", "each must be in [0, 1)"),
-    ("--dim=-4", "model: dim=-4 must be at least 1"),
-    ("--n_layers=0", "model: n_layers=0 must be at least 1"),
+    ("--dim=-4", "model: dim=-4 must be between 1 and 16,384"),
+    ("--n_layers=0", "model: n_layers=0 must be between 1 and 256"),
+    ("--n_layers=1000000", "model: n_layers=1000000 must be between 1 and 256"),
+    ("--vocab_size=1000000000000", "model: vocab_size=1000000000000 must be between 1 and 1,048,576"),
+    ("--max_seq_len=1000000000", "model: max_seq_len=1000000000 must be between 1 and 131,072"),
+    ("--batch_size=1000000", "batch_size=1000000 x block_size=32: over 1,048,576 tokens a micro-batch"),
+    ("--eta=0.5", "eta set without a mixer"),
+    ("--languages=eng,xxx", "languages set without a mixer"),
     ("--dropout=1.0", "0 <= dropout < 1"),
 ])
 def test_an_invalid_config_value_stops_before_any_file_is_written(tiny_data, tmp_path, capsys, flag, message):
@@ -388,11 +394,45 @@ def test_a_resumed_run_drops_the_log_records_it_redoes_and_stale_temporaries(tin
     assert not [n for n in os.listdir(out) if ".tmp" in n]
 
 
-def test_a_new_run_in_an_old_folder_starts_a_new_log(tiny_data, tmp_path):
+def test_a_new_run_in_a_folder_holding_a_run_is_refused_and_force_starts_over(tiny_data, tmp_path):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=3", "--log_interval=1") == 0
-    assert run_train(tiny_data, out, "--max_iters=2", "--log_interval=1") == 0
+    log_before = open(os.path.join(out, "log.jsonl")).read()
+    ckpt_before = open(os.path.join(out, "ckpt.safetensors"), "rb").read()
+    open(os.path.join(out, "checkpoints", "chck_1M.safetensors"), "wb").write(ckpt_before)  # as if a milestone
+    with pytest.raises(SystemExit, match="holds a run at iteration 3: add --resume to continue it, or --force"):
+        run_train(tiny_data, out, "--max_iters=2", "--log_interval=1")
+    assert open(os.path.join(out, "log.jsonl")).read() == log_before  # nothing of the old run lost
+    assert open(os.path.join(out, "ckpt.safetensors"), "rb").read() == ckpt_before
+    assert run_train(tiny_data, out, "--max_iters=2", "--log_interval=1", "--force") == 0
     assert [r["iter"] for r in read_log(out, "train")] == [1, 2]
+    assert os.listdir(os.path.join(out, "checkpoints")) == []  # the old run's milestones went with it
+
+
+def test_a_second_run_on_one_folder_stops_with_one_line_naming_the_first(tiny_data, tmp_path):
+    """Two real train.py processes on one out_dir: the first holds out_dir/.lock for its life; the
+    second stops with one line naming the first's PID and writes nothing; the first runs on."""
+    out = str(tmp_path / "run")
+    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={tiny_data}",
+                              f"--out_dir={out}", *TINY_MODEL, "--max_iters=100000", "--eval_interval=100000"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        log = os.path.join(out, "log.jsonl")
+        deadline = time.time() + 120
+        while not (os.path.exists(log) and os.path.getsize(log)) and first.poll() is None and time.time() < deadline:
+            time.sleep(0.2)  # the first run is training once its first record is logged
+        assert first.poll() is None, first.stderr.read()
+        log_before = open(log).read()
+        second = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={tiny_data}",
+                                 f"--out_dir={out}", *TINY_MODEL, "--max_iters=2"],
+                                capture_output=True, text=True, cwd=ROOT)
+        assert second.returncode == 1 and second.stderr.count("\n") == 1, second.stderr
+        assert f"in use by another process (PID {first.pid})" in second.stderr
+        assert open(log).read().startswith(log_before) and first.poll() is None  # the first run is untouched
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=120)
+    assert first.returncode == 128 + signal.SIGTERM  # it finished its step and saved, as ever
 
 
 def test_an_out_dir_through_a_file_is_one_line(tiny_data, tmp_path, capsys):
