@@ -123,9 +123,6 @@ class JoinedEncoder:
         self.doc_id, self.piece_id = vocab_size, vocab_size + 1
         self.threads = os.cpu_count() or 1
 
-    def encode(self, text: str) -> list:
-        return self.enc.encode_ordinary(text)
-
     def encode_batch(self, texts: list) -> list:
         ids, lengths = self.encode_flat(texts, self.doc_id, pieces=False)
         flat, ends = ids.tolist(), np.cumsum(lengths).tolist()

@@ -9,32 +9,30 @@ The tokenizer: a byte-level BPE, trained, loaded, and the one place that decides
 
 Byte-level BPE (Radford et al. 2019, GPT-2; Sennrich et al. 2016), by Hugging Face `tokenizers`: text
 -> (normalizer ->) UTF-8 bytes, each byte shown as one printable character, split by GPT-2's pattern,
-then merges learnt from pair counts. Every byte is a token, so it is lossless on any text (unless it has
-a normalizer); a literal "<s>" in a text is text, never BOS.
+then merges learnt from pair counts. Every byte is a token, so any text encodes, and decodes back
+(unless a normalizer changed it); a literal "<s>" in a text is text, never BOS.
 
-BOS. By default training puts <s> before every document and no </s> after it (tokenize_data.py writes
-[BOS d1 BOS d2 ...]); a sentence is scored given that <s> (eval_blimp.py); generation starts from it and
-stops at the next one (`end_ids`). A tokenizer made with bos_input=False (the Model A card's way) feeds a
-document without it: encode_document gives the ids alone. The bins keep the BOS between documents either
-way, as the separator that tells where a document starts. `encode_document` is where that rule lives;
-`bos_input` is kept in one place, the Tokenizer (to_dict, so checkpoints carry it), which a data folder
-stores in meta.json. Only an export writes it into a tokenizer.json (hf_tokenizer.py), as the
-post-processor Transformers applies. (Data folders written before, whose tokenizer.json also carries it
-there, are read from meta.json, which has always had it.)
+BOS. Training puts <s> before every document and no </s> after it (a bin holds [BOS d1 BOS d2 ...]);
+a sentence is scored given that <s> (eval_blimp.py); generation starts from it and stops at the next
+one (`end_ids`). A tokenizer made with bos_input=False (the Model A card's way) feeds a document without
+it: encode_document gives the ids alone, and the BOS in the bins only marks where a document starts.
+bos_input lives in one place, the Tokenizer: to_dict carries it into checkpoints, a data folder's
+meta.json stores it (older folders also wrote it into tokenizer.json; meta.json always had it, and is
+what is read). Only an export writes it into a tokenizer.json, for Transformers (hf_tokenizer.py).
 
-Normalizer. A tokenizer may carry a `tokenizers` normalizer in its tokenizer.json (NORMALIZERS: the
-card's NFD -> Lowercase -> Strip), which then applies wherever the tokenizer does: training,
-eval_blimp.py, sample.py and a Transformers export, with no code of ours in between. We apply it first
-in Python (`normalize`), by the normalizer object itself, so that the encoders below see the same text.
+Normalizer. A tokenizer.json may carry a `tokenizers` normalizer (NORMALIZERS: the card's NFD ->
+Lowercase -> Strip), which then applies wherever the tokenizer does, a Transformers export included.
+`normalize` applies it first, by the normalizer object itself, so every encoder sees the same text.
 
 The same ids, faster: where tiktoken gives exactly `tokenizers`' ids (a trained ByteLevel BPE always
-does), it encodes instead, several times faster (bpe_fast.py; `encoder` says which one runs and
-`encoder_note` why not tiktoken).
+does), it encodes instead (bpe_fast.py; `encoder` says which one runs, `encoder_note` why not tiktoken).
 
-Other backends: a SentencePiece model ("spm") or an OpenAI .tiktoken file ("tiktoken") also loads here,
-from a data folder or a checkpoint, and works everywhere a Tokenizer does. Their code is in
-tokenizer_backends.py, imported only when such a tokenizer is opened or trained; this class keeps what is
-common (BOS, documents, the bin layout, to_dict) and hands them `inner` for encoding and decoding.
+Other backends: a SentencePiece model ("spm") or an OpenAI .tiktoken file ("tiktoken") loads here too,
+from a data folder or a checkpoint, and works everywhere a Tokenizer does. The Tokenizer keeps what every
+backend shares (BOS, documents, the bin layout, to_dict), so there is one copy of it, and hands their
+encoding and decoding to an `inner` object from tokenizer_backends.py, imported only when such a tokenizer
+is opened or trained. That file imports nothing from this one (no cycle), and a reader of this one meets
+no SentencePiece or tiktoken-file code.
 """
 
 import base64
