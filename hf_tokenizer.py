@@ -58,8 +58,8 @@ def tokenizer_files(tokenizer: Tokenizer, max_seq_len: int) -> dict:
         extra["tokenizer.tiktoken"] = tokenizer.blob
     old = tok.get("post_processor")  # None, or e.g. ByteLevel (offset trimming): keep it, then add BOS
     if old is not None and old.get("type") == "TemplateProcessing":
-        # tokenize_data.py's own "<s> $A" (or "$A"): ours replaces it (tokenizers runs a Sequence of two
-        # templates as <s> <s> <s> $A, and panics on a pair); our encode never applied it
+        # "<s> $A" or "$A", as data folders written before kept them: ours replaces it (tokenizers runs a
+        # Sequence of two templates as <s> <s> <s> $A, and panics on a pair); our encode never applied it
         old = None
     template = our_template(tokenizer)
     tok["post_processor"] = template if old is None else {"type": "Sequence", "processors": [old, template]}
