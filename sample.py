@@ -43,7 +43,7 @@ def main(argv=None):
     ids = tok.encode_document(args.prompt)  # a document as training saw its start
     if not ids:
         raise SystemExit(f"{args.checkpoint}: the model was trained without BOS, so it needs a --prompt to start from")
-    prompt_text = ids[1:] if tok.bos_input else ids
+    prompt_text = tok.encode(args.prompt)  # the prompt's ids without the BOS encode_document may add
     x = torch.tensor([ids], dtype=torch.long, device=args.device)
     device_type = torch.device(args.device).type
     dtype, why = choose_dtype(args.dtype, device_type)

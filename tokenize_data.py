@@ -63,8 +63,10 @@ from corpus import (EVAL_SUITES, HAN_CHARACTER_WORDS, LANGUAGE_FOLDERS, Docs, ch
                     default_byte_premium_table, default_eval_data, document_key, duplicates, eval_sentence_keys,
                     eval_overlap, find_sources, first_copies, hold_out, iter_texts, language_codes, mix64, parse_amount,
                     parse_budget, read_byte_premium, scan, select, select_random, val_source)
-from tokenizer import (BPE_RECIPES, NORMALIZERS, PIECE_CHARS, TOKENIZER_FILES, Tokenizer, find_tiktoken_file,
-                       load_tokenizer, normalizer_function, split_long, train_tokenizer, with_bos_input)
+from bpe_fast import PIECE_CHARS, split_long
+from tokenizer import (BPE_RECIPES, NORMALIZERS, TOKENIZER_FILES, Tokenizer, load_tokenizer, normalizer_function,
+                       train_tokenizer)
+from tokenizer_backends import find_tiktoken_file
 
 BATCH_CHARS = 1 << 16        # characters per parallel encoding call (more only costs memory: ~3 bytes each in Chinese)
 GATHER_DOCS = 1 << 16        # documents per block when a token budget picks from the encoded candidates
@@ -344,7 +346,7 @@ def reuse_tokenizer(cfg: DataConfig, explicit: set) -> Tokenizer:
         raise SystemExit(f"--normalize {cfg.normalize}: the reused tokenizer's normalizer is {tokenizer.normalizer} "
                          f"(a tokenizer keeps its own); train a new one instead of --tokenizer")
     if "bos_input" in explicit and cfg.bos_input != tokenizer.bos_input:
-        tokenizer = with_bos_input(tokenizer, cfg.bos_input)
+        tokenizer = Tokenizer(tokenizer.backend, tokenizer.blob, cfg.bos_input)  # the same ids; meta.json says it
     print(f"tokenizer: {tokenizer.backend} from {cfg.tokenizer}, vocab {tokenizer.vocab_size}")
     return tokenizer
 

@@ -24,7 +24,8 @@ import export_hf  # noqa: E402
 import hf_tokenizer  # noqa: E402
 import model_card  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
-import tokenizer as tokenizer_module  # noqa: E402
+import bpe_fast  # noqa: E402
+import tokenizer_backends  # noqa: E402
 from tokenizer import Tokenizer, train_tokenizer  # noqa: E402
 from checkpoint import save_checkpoint  # noqa: E402
 
@@ -343,14 +344,13 @@ def test_a_tiktoken_vocabulary_exports_with_our_ids(hf_bpe, tmp_path, monkeypatc
     split pattern, whose possessive quantifiers and $ Oniguruma reads otherwise)."""
     import base64
     import hashlib
-    ranks, _, _ = tokenizer_module.tiktoken_ranks_from_bpe(json.loads(hf_bpe.to_str()))
+    ranks, _, _ = bpe_fast.tiktoken_ranks_from_bpe(json.loads(hf_bpe.to_str()))
     blob = b"".join(base64.b64encode(t) + b" " + str(r).encode() + b"\n"
                     for t, r in sorted(ranks.items(), key=lambda x: x[1]))
-    known = dict(tokenizer_module._tiktoken_known())
+    known = tokenizer_backends.TIKTOKEN_FILES
     cl100k = next(v for v in known.values() if v["name"] == "cl100k_base")
-    known[hashlib.sha256(blob).hexdigest()] = {"name": "made_up", "url": "", "pat_str": cl100k["pat_str"],
-                                               "special_tokens": {"<|endoftext|>": 1000}}
-    monkeypatch.setattr(tokenizer_module, "_tiktoken_known", lambda: known)
+    monkeypatch.setitem(known, hashlib.sha256(blob).hexdigest(), {"name": "made_up", "url": "", "pat_str": cl100k["pat_str"],
+                                                                  "special_tokens": {"<|endoftext|>": 1000}})
     tok = Tokenizer("tiktoken", blob)
     assert (tok.bos_id, tok.eos_id, tok.pad_id) == (1001, 1002, 1003)
     hf_tok = export_tokenizer(tok, tmp_path / "out")

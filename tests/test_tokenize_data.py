@@ -19,7 +19,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tokenize_data as td  # noqa: E402
+import bpe_fast  # noqa: E402
 import tokenizer  # noqa: E402
+import tokenizer_backends  # noqa: E402
 from atomic import staged_folder  # noqa: E402
 from corpus import (count_words, find_sources, hold_out, iter_texts, parse_amount, parse_budget,  # noqa: E402
                     read_byte_premium, scan)
@@ -143,8 +145,8 @@ def test_tokenizer_travels_as_plain_data(data_dir):
 def test_long_documents_are_encoded_in_pieces_exactly(data_dir):
     tok = tokenizer.load_tokenizer(str(data_dir))
     text = " ".join(real_lines("en", "ud_ewt.txt.gz")[:3000])  # ~230 KB, several pieces
-    pieces = tokenizer.split_long(text)
-    assert len(pieces) > 3 and "".join(pieces) == text and max(map(len, pieces)) <= tokenizer.PIECE_CHARS
+    pieces = bpe_fast.split_long(text)
+    assert len(pieces) > 3 and "".join(pieces) == text and max(map(len, pieces)) <= bpe_fast.PIECE_CHARS
     tokens, lengths = td.encode_documents(tok, [text], np.uint16)
     assert list(tokens) == [tok.bos_id] + tok.encode(text)  # cut at spaces: identical to the whole
 
@@ -424,10 +426,9 @@ def test_tiktoken_backend_needs_a_local_file(tmp_path, data_dir, monkeypatch):
     ranks = [bytes([i]) for i in range(256)] + merges
     blob = b"".join(base64.b64encode(t) + b" " + str(r).encode() + b"\n" for r, t in enumerate(ranks))
     (tmp_path / "tiny.tiktoken").write_bytes(blob)
-    known = dict(tokenizer._tiktoken_known())
-    known[hashlib.sha256(blob).hexdigest()] = {"name": "tiny", "url": "", "special_tokens": {"<|endoftext|>": 263},
-                                               "pat_str": known[next(iter(known))]["pat_str"]}
-    monkeypatch.setattr(tokenizer, "_tiktoken_known", lambda: known)
+    known = tokenizer_backends.TIKTOKEN_FILES
+    monkeypatch.setitem(known, hashlib.sha256(blob).hexdigest(), {
+        "name": "tiny", "url": "", "special_tokens": {"<|endoftext|>": 263}, "pat_str": known[next(iter(known))]["pat_str"]})
     meta = run(corpus, tmp_path / "t", "--backend", "tiktoken", "--tokenizer", tmp_path / "tiny.tiktoken",
                "--val-fraction", 0)
     assert (meta["vocab_size"], meta["bos_id"], meta["eos_id"], meta["pad_id"]) == (267, 264, 265, 266)

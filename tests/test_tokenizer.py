@@ -1,12 +1,14 @@
 """
-Specification of tokenizer.py: tiktoken encodes a ByteLevel BPE with exactly the ids `tokenizers` gives, on
-every line of the shared corpora; the card's normalizer and BOS rule travel with the tokenizer.
+Specification of tokenizer.py and bpe_fast.py: tiktoken encodes a ByteLevel BPE with exactly the ids
+`tokenizers` gives, on every line of the shared corpora; the card's normalizer and BOS rule travel with the
+tokenizer.
 
     python -m pytest tests/test_tokenizer.py -q
 """
 
 import glob
 import gzip
+import hashlib
 import json
 import os
 import sys
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import bpe_fast  # noqa: E402
 import tokenizer  # noqa: E402
 from tokenizer import Tokenizer, train_tokenizer  # noqa: E402
 
@@ -91,7 +94,7 @@ def test_documents_get_bos_by_the_tokenizers_rule_and_long_ones_are_cut_exactly(
     long_chinese = "".join(CORPORA["zh"][:3000])            # no spaces: cut at PIECE_CHARS
     mark = "a \uffff<doc>\uffff b \uffff<piece>\uffff c"    # holds the separators the joined encoding uses
     docs = ["The cat sat.", "", long_english, long_chinese, mark, "小猫在睡觉。"]
-    pieces = tokenizer.split_long(long_chinese)
+    pieces = bpe_fast.split_long(long_chinese)
     expected = [ours.encode(d) for d in docs[:3]] + [sum((ours.encode(p) for p in pieces), [])] + \
         [ours.encode(d) for d in docs[4:]]
     assert ours.encode(long_english) == expected[2]
@@ -109,12 +112,28 @@ def test_documents_get_bos_by_the_tokenizers_rule_and_long_ones_are_cut_exactly(
 def test_bos_input_travels_with_the_tokenizer(card, tmp_path):
     again = Tokenizer.from_dict(card.to_dict())
     assert again.bos_input is False and again.encode_document("A b") == card.encode("A b")
-    (tmp_path / "tokenizer.json").write_bytes(card.blob)  # the file alone says it, in its post-processor
-    assert tokenizer.load_tokenizer(str(tmp_path / "tokenizer.json")).bos_input is False
-    flipped = tokenizer.with_bos_input(card, True)
+    # kept in one place: the Tokenizer (and a data folder's meta.json); the tokenizer.json does not say it
+    # (an export's does, for Transformers: tests/test_export_hf.py)
+    assert json.loads(card.blob)["post_processor"] is None
+    flipped = Tokenizer(card.backend, card.blob, True)
     assert flipped.encode_document("A b") == [card.bos_id] + card.encode("A b")
-    assert tokenizer.bos_in_post_processor(flipped.blob, default=False) is True
     assert Tokenizer.from_dict({k: v for k, v in card.to_dict().items() if k != "bos_input"}).bos_input is True
+
+
+def test_a_data_folder_written_before_reads_bos_input_from_its_meta_json(card, tmp_path):
+    """Folders tokenized before bos_input lived in one place also wrote it into tokenizer.json's
+    post-processor ("$A" here); meta.json has always said it, and the ids do not depend on the template."""
+    spec = json.loads(card.blob)
+    spec["post_processor"] = {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+                              "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                              "special_tokens": {}}
+    blob = json.dumps(spec, ensure_ascii=False).encode("utf-8")
+    (tmp_path / "tokenizer.json").write_bytes(blob)
+    (tmp_path / "meta.json").write_text(json.dumps({"bos_input": False, "tokenizer": {
+        "backend": "bpe", "file": "tokenizer.json", "sha256": hashlib.sha256(blob).hexdigest()}}))
+    old = tokenizer.load_tokenizer(str(tmp_path))
+    assert old.bos_input is False and old.encode_document("The Cat.") == card.encode_document("The Cat.")
+    assert old.encode_flat(["A b", "c"])[0].tolist() == card.encode_flat(["A b", "c"])[0].tolist()
 
 
 # ---------------------------------------------------------------------------- the card's normalizer and recipe
@@ -136,7 +155,7 @@ def test_the_card_recipe_keeps_the_cards_16000_ids_and_adds_what_makes_any_text_
     spec = json.loads(card.blob)
     vocab = spec["model"]["vocab"]
     seen = {c for t in CARD for c in card.normalize(t).encode("utf-8")}
-    table = tokenizer.bytes_to_unicode()
+    table = bpe_fast.bytes_to_unicode()
     alphabet = sorted(table[b] for b in seen)
     # the card's trainer: its alphabet (the data's bytes, sorted) first, then its merges, 16,000 in all
     assert [t for t, i in sorted(vocab.items(), key=lambda x: x[1])[:len(alphabet)]] == alphabet
