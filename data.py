@@ -34,6 +34,8 @@ from typing import NamedTuple, Optional, Protocol
 import numpy as np
 import torch
 
+from model import LIMITS
+
 
 class Batch(NamedTuple):
     """One micro-batch as the training loop feeds it to the model."""
@@ -71,6 +73,19 @@ def read_meta(data_dir):
             raise SystemExit(f"{path}: no {key!r} (not written by tokenize_data.py?)")
     if meta["dtype"] not in ("uint16", "uint32"):
         raise SystemExit(f"{path}: dtype {meta['dtype']!r}, expected uint16 or uint32")
+    # every value later code uses, checked for its type and range: a vocab_size of 10**12 would be allocated
+    most = min(np.iinfo(meta["dtype"]).max + 1, LIMITS["vocab_size"])
+    for key, value, ok in [("vocab_size", meta["vocab_size"], lambda v: 1 <= v <= most),
+                           ("bos_id", meta["bos_id"], lambda v: 0 <= v < meta["vocab_size"])]:
+        if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
+            raise SystemExit(f"{path}: {key} {value!r} is not a token count/id the data can hold (at most {most:,})")
+    if not isinstance(meta.get("bos_input", True), bool):
+        raise SystemExit(f"{path}: bos_input {meta['bos_input']!r}, expected true or false")
+    for lang, info in meta["languages"].items():
+        counts = [info.get(split, {}).get(key) if isinstance(info, dict) and isinstance(info.get(split), dict) else None
+                  for split in ("train", "val") for key in ("tokens", "words")]
+        if not all(isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0 for c in counts):
+            raise SystemExit(f"{path}: languages.{lang} lacks train/val token and word counts (or they are not numbers)")
     return meta
 
 

@@ -80,7 +80,7 @@ class ModelConfig:
                                                     "max_seq_len", "norm_eps", "rope_theta", "tie_embeddings")}
 
 
-LIMITS = {"dim": 16_384, "n_layers": 256, "n_heads": 256, "hidden_dim": 65_536, "vocab_size": 1 << 20,
+LIMITS = {"dim": 16_384, "n_layers": 256, "n_heads": 256, "hidden_dim": 65_536, "vocab_size": 1 << 22,
           "max_seq_len": 1 << 17}
 
 

@@ -301,7 +301,7 @@ def test_empty_token_file(tiny_data, tmp_path, capsys):
     ("--dim=-4", "model: dim=-4 must be between 1 and 16,384"),
     ("--n_layers=0", "model: n_layers=0 must be between 1 and 256"),
     ("--n_layers=1000000", "model: n_layers=1000000 must be between 1 and 256"),
-    ("--vocab_size=1000000000000", "model: vocab_size=1000000000000 must be between 1 and 1,048,576"),
+    ("--vocab_size=1000000000000", "model: vocab_size=1000000000000 must be between 1 and 4,194,304"),
     ("--max_seq_len=1000000000", "model: max_seq_len=1000000000 must be between 1 and 131,072"),
     ("--batch_size=1000000", "batch_size=1000000 x block_size=32: over 1,048,576 tokens a micro-batch"),
     ("--eta=0.5", "eta set without a mixer"),
