@@ -82,10 +82,10 @@ def read_meta(data_dir):
     if not isinstance(meta.get("bos_input", True), bool):
         raise SystemExit(f"{path}: bos_input {meta['bos_input']!r}, expected true or false")
     for lang, info in meta["languages"].items():
-        counts = [info.get(split, {}).get(key) if isinstance(info, dict) and isinstance(info.get(split), dict) else None
-                  for split in ("train", "val") for key in ("tokens", "words")]
+        train = info.get("train") if isinstance(info, dict) else None
+        counts = [train.get(key) for key in ("tokens", "words")] if isinstance(train, dict) else [None]
         if not all(isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0 for c in counts):
-            raise SystemExit(f"{path}: languages.{lang} lacks train/val token and word counts (or they are not numbers)")
+            raise SystemExit(f"{path}: languages.{lang} lacks its training token and word counts (or they are not numbers)")
     return meta
 
 
