@@ -242,9 +242,9 @@ def main(argv):
                 meter.write(f"stopped ({Stop.REASONS[stopping]}) at iteration {progress.iter_num}; resume with the "
                             f"same command and --resume")
                 break
-    meter.close()
-    ranks.finish()
-    return Stop.exit_code(stopping) if progress.iter_num < max_iters else 0
+        meter.close()
+        ranks.finish()  # inside Stop: torchrun follows a Ctrl-C with SIGTERM, which may land while the ranks leave
+        return Stop.exit_code(stopping) if progress.iter_num < max_iters else 0
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -508,7 +508,8 @@ class Milestones:
 class Stop:
     """Ctrl-C (SIGINT) or SIGTERM (what schedulers and torchrun send first): finish the current step,
     save a checkpoint and exit with 128 + the signal's number, so a script can tell an interrupted run
-    from a finished one. A second Ctrl-C stops at once."""
+    from a finished one. A second Ctrl-C stops at once. The handlers are in place inside
+    `with Stop(ranks) as stop:`, and the ones before are back after it."""
 
     REASONS = {0: None, 1: "stop_iter", signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
@@ -559,7 +560,7 @@ class Meter:
         if ranks.master:
             samples = cfg.batch_size * cfg.grad_accum * ranks.world_size
             per_iter = (f"{samples} pieces of at most {cfg.block_size} tokens" if cfg.samples == "lines"
-                        else f"{cfg.batch_size * cfg.block_size * cfg.grad_accum * ranks.world_size:,} tokens")
+                        else f"{samples * cfg.block_size:,} tokens")
             print(f"model: {model.num_params() / 1e6:.2f}M parameters; {per_iter} per iteration; "
                   f"{max_iters} iterations on {ranks.device} ({dtype})")
         self.bar = tqdm(total=max_iters, initial=progress.iter_num, disable=not ranks.master or None,
@@ -646,4 +647,7 @@ class Interrupted(Exception):
 
 
 if __name__ == "__main__":
+    # run gives back the handlers it found: these, which let the process end as run decided even when a
+    # signal comes now (torchrun sends SIGTERM to every rank once one has failed or been interrupted)
+    set_handlers(lambda signum, frame: None, lambda signum, frame: None)
     sys.exit(run(sys.argv[1:]))
