@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Optional
 
@@ -143,35 +143,23 @@ def main(argv):
 
     meta, tokenizer, batches, heldout = open_data(cfg, model_cfg, mix_cfg, explicit, ranks)
     words_per_token = words_per_token_of(meta)
-    tokens_per_iter = cfg.batch_size * cfg.block_size * cfg.grad_accum * ranks.world_size
     max_iters = count_iterations(cfg, batches, cfg.batch_size * cfg.grad_accum * ranks.world_size)
-    model, optimizer, scaler, progress = build_model(cfg, model_cfg, batches, ranks, dtype)
-    raw_model = model  # its state_dict has no "_orig_mod." or "module." prefixes
-    if cfg.compile:
-        model = torch.compile(model)
-    stop = Stop(ranks)
-    model = distributed.wrap(model, ranks)
+    raw_model, optimizer, scaler, progress = build_model(cfg, model_cfg, batches, ranks, dtype)
+    # raw_model is the one we save: its state_dict has no "_orig_mod." or "module." prefixes
+    model = distributed.wrap(torch.compile(raw_model) if cfg.compile else raw_model, ranks)
 
-    resolved = {**dataclasses.asdict(model_cfg), **dataclasses.asdict(cfg), **dataclasses.asdict(mix_cfg),
-                "max_iters_resolved": max_iters, "world_size": ranks.world_size, "dtype_resolved": dtype,
-                "device_resolved": ranks.device}
+    resolved = resolved_config(model_cfg, cfg, mix_cfg, max_iters, ranks, dtype)
     if nothing_left(progress.iter_num, min(max_iters, cfg.stop_iter or max_iters), ranks):
         return 0
     log = open_run_folder(cfg, resolved, ranks, progress.iter_num)
-    if ranks.master:
-        per_iter = (f"{cfg.batch_size * cfg.grad_accum * ranks.world_size} pieces of at most {cfg.block_size} tokens"
-                    if cfg.samples == "lines" else f"{tokens_per_iter:,} tokens")
-        print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters; {per_iter} per iteration; "
-              f"{max_iters} iterations on {ranks.device} ({dtype})")
+    meter = Meter(cfg, raw_model, progress, max_iters, ranks, dtype)  # prints what the run will do
 
     def save(path=ranks.checkpoint_path, resumable=True):
         if ranks.master:
             info = {"model_config": dataclasses.asdict(model_cfg), "config": resolved, "tokenizer": tokenizer.to_dict(),
                     "data_meta": meta, "mixer": batches.summary(), **dataclasses.asdict(progress)}
-            state = None
-            if resumable:
-                state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                         "sampler": batches.state_dict(), "rng": rng_state()}
+            state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "sampler": batches.state_dict(),
+                     "rng": rng_state()} if resumable else None
             try:
                 save_checkpoint(path, raw_model, info, state)
             except OSError as e:  # a full disk: the temporary file is gone, the last checkpoint intact
@@ -179,24 +167,10 @@ def main(argv):
             log({"kind": "checkpoint", "iter": progress.iter_num, "path": path, "tokens": progress.tokens_seen,
                  "words": round(progress.words_seen)})
 
-    def diverged(*losses) -> bool:
-        """Is a loss inf or NaN: the training loss summed since the last log, or one of `losses` (values
-        every rank agrees on)? Checked at every log and before every checkpoint, so that no checkpoint
-        ever holds a diverged model; then the run ends."""
-        bad = torch.logical_not(torch.isfinite(loss_sum)).float()
-        ranks.all_reduce(bad, f"training step {progress.iter_num}")  # every rank takes the same decision
-        if bad.item() == 0 and all(math.isfinite(v) for v in losses):
-            return False
-        if ranks.master:
-            print(f"\nthe loss is not finite at iteration {progress.iter_num}; stopping without saving "
-                  f"({ranks.last_checkpoint()}: lower lr, or raise warmup_iters)", file=sys.stderr)
-        ranks.finish()
-        return True
-
     def evaluate_and_update():
         """The held-out losses, logged and given to the mixer; None when they are not finite."""
         losses = evaluate(raw_model, heldout, autocast, ranks, progress.iter_num)
-        if diverged(*losses.values()):
+        if diverged(loss_sum, ranks, progress.iter_num, *losses.values()):
             return None
         log({"kind": "eval", "iter": progress.iter_num, "tokens": progress.tokens_seen, "val_loss": losses,
              "val_loss_mean": sum(losses.values()) / len(losses)})
@@ -206,98 +180,78 @@ def main(argv):
         return losses
 
     # -- the loop
-    from tqdm import tqdm
-    bar = tqdm(total=max_iters, initial=progress.iter_num, disable=not ranks.master or None, dynamic_ncols=True,
-               desc="train")
     milestones = Milestones(cfg.milestone_unit, progress)
     loss_sum = torch.zeros((), device=ranks.device)  # training loss summed since the last log
-    if progress.iter_num == 0 and evaluate_and_update() is None:
-        return 1
-    t_log, tokens_at_log, iter_at_log = time.time(), progress.tokens_seen, progress.iter_num
-    eval_seconds = 0.0  # spent evaluating and saving since the last log: not counted in tok_per_s
-    t_start, iter_at_start, last = t_log, progress.iter_num, ""  # for the eval lines (the bar is off when not on a terminal)
-    stopping = 0
-    while progress.iter_num < max_iters:
-        lr = learning_rate(progress.iter_num, cfg, max_iters)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = batches.get_batch(progress.iter_num, 0).to(ranks.device)
-        # DDP talks to the other ranks in here: it all-reduces the gradients in the last backward pass
-        # (and agrees on its gradient buckets in the second step's forward pass)
-        with ranks.collective(f"training step {progress.iter_num + 1}"):
-            for micro_step in range(cfg.grad_accum):
-                if ranks.ddp:  # all-reduce gradients only on the last micro-step; set before the forward pass
-                    model.require_backward_grad_sync = micro_step == cfg.grad_accum - 1
-                with autocast:
-                    _, loss = model(batch.x, batch.y, positions=batch.positions, mask=batch.mask)
-                loss = loss * batch.weight  # this micro-batch's share of the step's mean loss (data.Batch)
-                loss_sum += loss.detach()
-                # draw the next micro-batch while the GPU computes this one (within the step only: the
-                # mixer may change its probabilities between steps)
-                if micro_step + 1 < cfg.grad_accum:
-                    next_batch = batches.get_batch(progress.iter_num, micro_step + 1).to(ranks.device)
-                scaler.scale(loss).backward()
-                progress.tokens_seen += batch.tokens
-                progress.words_seen += batch.tokens * words_per_token.get(batch.lang, words_per_token["mixed"])
-                if micro_step + 1 < cfg.grad_accum:
+    with Stop(ranks) as stop:  # from here Ctrl-C or SIGTERM ends the run after a step, with a checkpoint
+        if progress.iter_num == 0 and evaluate_and_update() is None:
+            return 1
+        meter.start()
+        stopping = 0
+        while progress.iter_num < max_iters:
+            lr = learning_rate(progress.iter_num, cfg.lr, cfg.min_lr, cfg.warmup_iters, max_iters, cfg.decay)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = batches.get_batch(progress.iter_num, 0).to(ranks.device)
+            # DDP talks to the other ranks in here: it all-reduces the gradients in the last backward pass
+            # (and agrees on its gradient buckets in the second step's forward pass)
+            with ranks.collective(f"training step {progress.iter_num + 1}"):
+                for micro_step in range(cfg.grad_accum):
+                    last_micro_step = micro_step == cfg.grad_accum - 1
+                    if ranks.ddp:  # all-reduce gradients only on the last micro-step; set before the forward pass
+                        model.require_backward_grad_sync = last_micro_step
+                    with autocast:
+                        _, loss = model(batch.x, batch.y, positions=batch.positions, mask=batch.mask)
+                    loss = loss * batch.weight  # this micro-batch's share of the step's mean loss (data.Batch)
+                    loss_sum += loss.detach()
+                    # draw the next micro-batch while the GPU computes this one (within the step only: the
+                    # mixer may change its probabilities between steps)
+                    next_batch = None if last_micro_step else batches.get_batch(progress.iter_num, micro_step + 1).to(ranks.device)
+                    scaler.scale(loss).backward()
+                    progress.tokens_seen += batch.tokens
+                    progress.words_seen += batch.tokens * words_per_token.get(batch.lang, words_per_token["mixed"])
                     batch = next_batch
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        progress.iter_num += 1
-        bar.update(1)
+            if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            progress.iter_num += 1
+            meter.step()
 
-        if progress.iter_num % cfg.log_interval == 0 or progress.iter_num == max_iters:
-            # the global batch's mean loss, so that every rank takes the same decision below
-            ranks.all_reduce(loss_sum, f"training step {progress.iter_num}")
-            loss_sum /= ranks.world_size
-            mean_loss = (loss_sum / (progress.iter_num - iter_at_log)).item()  # one .item(): one sync
-            if diverged(mean_loss):
-                return 1
-            loss_sum.zero_()
-            seconds = time.time() - t_log
-            tok_per_s = (progress.tokens_seen - tokens_at_log) / max(seconds - eval_seconds, 1e-9)
-            t_log, tokens_at_log, iter_at_log, eval_seconds = time.time(), progress.tokens_seen, progress.iter_num, 0.0
-            mfu = raw_model.estimate_mfu(tok_per_s / ranks.world_size, device=ranks.device) if ranks.device_type == "cuda" else None
-            log({"kind": "train", "iter": progress.iter_num, "loss": mean_loss, "lr": lr, "tokens": progress.tokens_seen,
-                 "words": round(progress.words_seen), "tok_per_s": round(tok_per_s, 1), "mfu": mfu,
-                 "seconds": round(seconds, 3)})
-            bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_per_s:,.0f}")
-            last = f"train loss {mean_loss:.4f} ({tok_per_s:,.0f} tok/s), "
+            if progress.iter_num % cfg.log_interval == 0 or progress.iter_num == max_iters:
+                # the global batch's mean loss, so that every rank takes the same decision below
+                ranks.all_reduce(loss_sum, f"training step {progress.iter_num}")
+                mean_loss = (loss_sum / ranks.world_size / meter.iters_since_log()).item()  # one .item(): one sync
+                if diverged(loss_sum, ranks, progress.iter_num, mean_loss):
+                    return 1
+                loss_sum.zero_()
+                log(meter.log_record(mean_loss, lr))  # "train": loss, lr, tokens, words, tok_per_s, mfu, seconds
 
-        for count in milestones.passed():
-            if diverged():
-                return 1
-            save(os.path.join(cfg.out_dir, "checkpoints", milestone_name(count) + ".safetensors"), resumable=False)
+            for count in milestones.passed():
+                if diverged(loss_sum, ranks, progress.iter_num):
+                    return 1
+                save(os.path.join(cfg.out_dir, "checkpoints", milestone_name(count) + ".safetensors"), resumable=False)
 
-        stopping = stop.agreed(cfg.stop_iter is not None and progress.iter_num >= cfg.stop_iter, progress.iter_num)
-        if progress.iter_num % cfg.eval_interval == 0 or progress.iter_num == max_iters:
-            t_eval = time.time()
-            losses = evaluate_and_update()
-            if losses is None:
-                return 1
-            if ranks.master:
-                seconds_per_iter = (time.time() - t_start) / (progress.iter_num - iter_at_start)
-                left = round(seconds_per_iter * (max_iters - progress.iter_num))
-                bar.write(f"iter {progress.iter_num}/{max_iters}: {last}val loss " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
-                          + f", {left // 60}m{left % 60:02d}s left")
-            save()
-            eval_seconds += time.time() - t_eval
-        elif stopping:
-            if diverged():
-                return 1
-            save()
-        if stopping:
-            if ranks.master:
-                bar.write(f"stopped ({Stop.REASONS[stopping]}) at iteration {progress.iter_num}; resume with the same "
-                          f"command and --resume")
-            break
-    bar.close()
-    ranks.finish()
-    return Stop.exit_code(stopping) if progress.iter_num < max_iters else 0
+            stopping = stop.agreed(cfg.stop_iter is not None and progress.iter_num >= cfg.stop_iter, progress.iter_num)
+            if progress.iter_num % cfg.eval_interval == 0 or progress.iter_num == max_iters:
+                with meter.paused():  # evaluating and saving: not counted in tok/s
+                    losses = evaluate_and_update()
+                    if losses is None:
+                        return 1
+                    meter.eval_line(losses)
+                    save()
+            elif stopping:
+                if diverged(loss_sum, ranks, progress.iter_num):
+                    return 1
+                save()
+            if stopping:
+                meter.write(f"stopped ({Stop.REASONS[stopping]}) at iteration {progress.iter_num}; resume with the "
+                            f"same command and --resume")
+                break
+        meter.close()
+        ranks.finish()  # inside Stop: torchrun follows a Ctrl-C with SIGTERM, which may land while the ranks leave
+        return Stop.exit_code(stopping) if progress.iter_num < max_iters else 0
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -334,6 +288,13 @@ def share_accumulation(cfg, world_size: int):
         if cfg.grad_accum % world_size:
             raise SystemExit(f"config: grad_accum={cfg.grad_accum} is not divisible by the world size {world_size}")
         cfg.grad_accum //= world_size
+
+
+def resolved_config(model_cfg, cfg, mix_cfg, max_iters: int, ranks, dtype: str) -> dict:
+    """Every setting, with what the run length and "auto" became: config.json, and each checkpoint's "config"."""
+    return {**dataclasses.asdict(model_cfg), **dataclasses.asdict(cfg), **dataclasses.asdict(mix_cfg),
+            "max_iters_resolved": max_iters, "world_size": ranks.world_size, "dtype_resolved": dtype,
+            "device_resolved": ranks.device}
 
 
 def nothing_left(iter_num: int, last: int, ranks) -> bool:
@@ -405,16 +366,12 @@ def build_model(cfg, model_cfg, batches, ranks, dtype):
         if not os.path.isfile(ranks.checkpoint_path):
             raise SystemExit(f"{ranks.checkpoint_path}: nothing to resume (no checkpoint in out_dir)")
         state = load_train_state(ranks.checkpoint_path)
-        start, info = load_checkpoint(ranks.checkpoint_path)
+        weights, info = read_weights(ranks.checkpoint_path)
         progress = Progress(info["iter_num"], info["tokens_seen"], info["words_seen"])
+        load_weights(model, weights, info["model_config"], ranks.checkpoint_path)
     elif cfg.init_from:
         start, _ = load_model(cfg.init_from)
-    if cfg.resume or cfg.init_from:
-        mine, theirs = model_cfg.architecture(), start.cfg.architecture()
-        if mine != theirs:
-            diff = ", ".join(f"{k}: config {v}, checkpoint {theirs[k]}" for k, v in mine.items() if theirs[k] != v)
-            raise SystemExit(f"{cfg.init_from or ranks.checkpoint_path}: checkpoint has another architecture than the config ({diff})")
-        model.load_state_dict(start.state_dict())
+        load_weights(model, start.state_dict(), start.cfg, cfg.init_from)
     model.to(ranks.device)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), ranks.device_type)
     scaler = torch.amp.GradScaler(ranks.device_type, enabled=(dtype == "float16"))
@@ -424,6 +381,32 @@ def build_model(cfg, model_cfg, batches, ranks, dtype):
         batches.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
     return model, optimizer, scaler, progress
+
+
+def read_weights(path: str):
+    """({name: tensor}, info) of a train.py checkpoint, without building a model from them (a tied
+    output matrix is stored once, as tok_embeddings.weight)."""
+    from safetensors import safe_open
+    from checkpoint import read_info  # checks the file: one line naming it when it is not a checkpoint
+    info = read_info(path)
+    with safe_open(path, framework="pt", device="cpu") as f:
+        weights = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+    return weights, info
+
+
+def load_weights(model, weights: dict, their_cfg: ModelConfig, path: str):
+    """Copy weights into model, once we know they compute the function that model's config describes
+    (ModelConfig.architecture: dropout, init and flash may differ)."""
+    mine, theirs = model.cfg.architecture(), their_cfg.architecture()
+    if mine != theirs:
+        diff = ", ".join(f"{k}: config {v}, checkpoint {theirs[k]}" for k, v in mine.items() if theirs[k] != v)
+        raise SystemExit(f"{path}: checkpoint has another architecture than the config ({diff})")
+    if model.cfg.tie_embeddings:
+        weights.setdefault("output.weight", weights["tok_embeddings.weight"])
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise SystemExit(f"{path}: weights do not fit the stored model_config: {str(e).splitlines()[0]}")
 
 
 def open_run_folder(cfg, resolved: dict, ranks, iter_num: int):
@@ -469,16 +452,38 @@ def open_run_folder(cfg, resolved: dict, ranks, iter_num: int):
 
 # ----------------------------------------------------------------------------- the loop's parts
 
-def learning_rate(it, cfg, max_iters):
-    """Linear warmup to lr over warmup_iters, then decay to min_lr at max_iters."""
-    if it < cfg.warmup_iters:
-        return cfg.lr * (it + 1) / cfg.warmup_iters
-    if cfg.decay == "constant" or max_iters <= cfg.warmup_iters:
-        return cfg.lr
-    progress = min(1.0, (it - cfg.warmup_iters) / (max_iters - cfg.warmup_iters))
-    if cfg.decay == "linear":
-        return cfg.lr - progress * (cfg.lr - cfg.min_lr)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)  # cosine
+def learning_rate(it: int, lr: float, min_lr: float, warmup_iters: int, max_iters: int, decay: str = "cosine") -> float:
+    """The learning rate of step it (counted from 0): a linear warmup to lr, then a decay to min_lr at max_iters.
+
+        it < warmup_iters:   lr * (it + 1) / warmup_iters
+        then, with p = min(1, (it - warmup_iters) / (max_iters - warmup_iters)) going from 0 to 1:
+            cosine           min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2     (Loshchilov & Hutter 2017)
+            linear           lr - (lr - min_lr) * p
+            constant         lr
+    """
+    if it < warmup_iters:
+        return lr * (it + 1) / warmup_iters
+    if decay == "constant" or max_iters <= warmup_iters:
+        return lr
+    p = min(1.0, (it - warmup_iters) / (max_iters - warmup_iters))
+    if decay == "linear":
+        return lr - p * (lr - min_lr)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * p)) * (lr - min_lr)  # cosine
+
+
+def diverged(loss_sum, ranks, iter_num: int, *losses) -> bool:
+    """Is a loss inf or NaN: loss_sum (the training loss summed since the last log), or one of `losses`
+    (values every rank agrees on)? Checked at every log and before every checkpoint, so that no
+    checkpoint ever holds a diverged model; then the run ends."""
+    bad = torch.logical_not(torch.isfinite(loss_sum)).float()
+    ranks.all_reduce(bad, f"training step {iter_num}")  # every rank takes the same decision
+    if bad.item() == 0 and all(math.isfinite(v) for v in losses):
+        return False
+    if ranks.master:
+        print(f"\nthe loss is not finite at iteration {iter_num}; stopping without saving "
+              f"({ranks.last_checkpoint()}: lower lr, or raise warmup_iters)", file=sys.stderr)
+    ranks.finish()
+    return True
 
 
 @torch.no_grad()
@@ -521,14 +526,20 @@ class Milestones:
 class Stop:
     """Ctrl-C (SIGINT) or SIGTERM (what schedulers and torchrun send first): finish the current step,
     save a checkpoint and exit with 128 + the signal's number, so a script can tell an interrupted run
-    from a finished one. A second Ctrl-C stops at once."""
+    from a finished one. A second Ctrl-C stops at once. The handlers are in place inside
+    `with Stop(ranks) as stop:`, and the ones before are back after it."""
 
     REASONS = {0: None, 1: "stop_iter", signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self, ranks):
         self.ranks, self.signal = ranks, 0
-        signal.signal(signal.SIGINT, self.on_signal)
-        signal.signal(signal.SIGTERM, self.on_signal)
+
+    def __enter__(self):
+        self.previous = set_handlers(self.on_signal, self.on_signal)
+        return self
+
+    def __exit__(self, *exception):
+        set_handlers(*self.previous)  # a caller in this process gets its own handlers back
 
     def on_signal(self, signum, frame):
         if self.signal and signum == signal.SIGINT:
@@ -556,13 +567,79 @@ class Stop:
         return 0 if reason <= 1 else 128 + reason
 
 
+class Meter:
+    """What the run shows while it trains: a headline, the progress bar (on a terminal), a line at each
+    evaluation, and the speed in each "train" log record. tok/s leaves out the time spent evaluating
+    and saving (the meter is paused then); the time left counts it."""
+
+    def __init__(self, cfg, model, progress: Progress, max_iters: int, ranks, dtype: str):
+        from tqdm import tqdm
+        self.model, self.progress, self.max_iters, self.ranks = model, progress, max_iters, ranks
+        if ranks.master:
+            samples = cfg.batch_size * cfg.grad_accum * ranks.world_size
+            per_iter = (f"{samples} pieces of at most {cfg.block_size} tokens" if cfg.samples == "lines"
+                        else f"{samples * cfg.block_size:,} tokens")
+            print(f"model: {model.num_params() / 1e6:.2f}M parameters; {per_iter} per iteration; "
+                  f"{max_iters} iterations on {ranks.device} ({dtype})")
+        self.bar = tqdm(total=max_iters, initial=progress.iter_num, disable=not ranks.master or None,
+                        dynamic_ncols=True, desc="train")  # off a terminal the bar is silent: eval_line prints
+        self.last = ""  # the latest training loss and speed, for the next evaluation's line
+
+    def start(self):
+        """Start the clocks (after the first evaluation)."""
+        self.t_start = self.t_log = time.time()
+        self.iter_at_start = self.iter_at_log = self.progress.iter_num
+        self.tokens_at_log, self.paused_seconds = self.progress.tokens_seen, 0.0
+
+    def step(self):
+        self.bar.update(1)
+
+    def iters_since_log(self) -> int:
+        return self.progress.iter_num - self.iter_at_log
+
+    def log_record(self, loss: float, lr: float) -> dict:
+        """The "train" log record: loss, lr, tokens and words seen, and since the last record tok_per_s
+        (all ranks; not counting evaluation and saving), mfu (on CUDA) and the wall-clock seconds."""
+        seconds = time.time() - self.t_log
+        tok_per_s = (self.progress.tokens_seen - self.tokens_at_log) / max(seconds - self.paused_seconds, 1e-9)
+        self.t_log, self.tokens_at_log, self.iter_at_log = time.time(), self.progress.tokens_seen, self.progress.iter_num
+        self.paused_seconds = 0.0
+        ranks = self.ranks
+        mfu = self.model.estimate_mfu(tok_per_s / ranks.world_size, device=ranks.device) if ranks.device_type == "cuda" else None
+        self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_per_s:,.0f}")
+        self.last = f"train loss {loss:.4f} ({tok_per_s:,.0f} tok/s), "
+        return {"kind": "train", "iter": self.progress.iter_num, "loss": loss, "lr": lr, "tokens": self.progress.tokens_seen,
+                "words": round(self.progress.words_seen), "tok_per_s": round(tok_per_s, 1), "mfu": mfu,
+                "seconds": round(seconds, 3)}
+
+    @contextmanager
+    def paused(self):
+        """Time spent in here is left out of tok/s."""
+        t = time.time()
+        yield
+        self.paused_seconds += time.time() - t
+
+    def eval_line(self, losses: dict):
+        """iter 200/4000: train loss 3.1234 (52,000 tok/s), val loss eng 3.2345 nld 3.3456, 12m34s left"""
+        seconds_per_iter = (time.time() - self.t_start) / (self.progress.iter_num - self.iter_at_start)
+        left = round(seconds_per_iter * (self.max_iters - self.progress.iter_num))
+        self.write(f"iter {self.progress.iter_num}/{self.max_iters}: {self.last}val loss "
+                   + " ".join(f"{k} {v:.4f}" for k, v in losses.items()) + f", {left // 60}m{left % 60:02d}s left")
+
+    def write(self, line: str):
+        if self.ranks.master:
+            self.bar.write(line)
+
+    def close(self):
+        self.bar.close()
+
+
 def run(argv) -> int:
     """main, with a signal that arrives before the loop's handlers are installed (or a second Ctrl-C)
     ending the run with one line and 128 + the signal's number."""
     def before_the_loop(signum, frame):
         raise Interrupted(signum)
-    signal.signal(signal.SIGTERM, before_the_loop)
-    signal.signal(signal.SIGINT, before_the_loop)
+    previous = set_handlers(before_the_loop, before_the_loop)
     try:
         return main(argv)
     except (KeyboardInterrupt, Interrupted) as e:
@@ -570,10 +647,16 @@ def run(argv) -> int:
         print(f"\n{signal.Signals(signum).name}: stopped; nothing more was saved", file=sys.stderr)
         return 128 + signum
     finally:
+        set_handlers(*previous)
         # DDP's wrapper lives in reference cycles; collected while the interpreter shuts down, the
         # gloo work it still holds makes gloo's C++ threads take the GIL too late and abort the
         # process now and then. Collected here, the interpreter is still whole.
         gc.collect()
+
+
+def set_handlers(on_sigint, on_sigterm) -> tuple:
+    """Handle SIGINT and SIGTERM with these; returns the handlers they replace, for set_handlers(*previous)."""
+    return signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigterm)
 
 
 class Interrupted(Exception):
@@ -582,4 +665,7 @@ class Interrupted(Exception):
 
 
 if __name__ == "__main__":
+    # run gives back the handlers it found: these, which let the process end as run decided even when a
+    # signal comes now (torchrun sends SIGTERM to every rank once one has failed or been interrupted)
+    set_handlers(lambda signum, frame: None, lambda signum, frame: None)
     sys.exit(run(sys.argv[1:]))

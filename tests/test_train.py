@@ -150,8 +150,7 @@ def test_model_a_config_has_the_reference_shape_and_26M_parameters():
 # ----------------------------------------------------------------------------- schedule
 
 def test_learning_rate_warmup_then_cosine_to_the_floor():
-    cfg = train.TrainConfig(lr=1.0, min_lr=0.1, warmup_iters=10)
-    lrs = [train.learning_rate(i, cfg, 110) for i in range(111)]
+    lrs = [train.learning_rate(i, lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=110) for i in range(111)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[60] == pytest.approx(0.55)          # half way through the decay: the mean of lr and min_lr
     assert lrs[110] == pytest.approx(0.1)
@@ -494,3 +493,25 @@ def test_a_line_samples_run_learns_resumes_bit_for_bit_and_counts_real_tokens(ti
     assert json.load(open(os.path.join(epochs, "config.json")))["max_iters_resolved"] == -(-2 * source.n_pieces // 8)
     real = sum(int(source.length[p]) - 1 for s in range(8) for m in range(2) for p in source.pieces_of(s, m, 0))
     assert a[-1]["tokens"] == real < 8 * 4 * 2 * 15                             # not the padded positions
+
+
+# ----------------------------------------------------------------------------- the core a student reads
+
+@pytest.mark.parametrize("entry", ["main", "run"])
+def test_a_run_in_this_process_gives_back_the_callers_signal_handlers(tiny_data, tmp_path, entry):
+    def mine(signum, frame):
+        pass
+    before = signal.signal(signal.SIGINT, mine), signal.getsignal(signal.SIGTERM)
+    try:
+        argv = [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/run", *TINY_MODEL, "--max_iters=2"]
+        assert getattr(train, entry)(argv) == 0
+        assert signal.getsignal(signal.SIGINT) is mine
+        assert signal.getsignal(signal.SIGTERM) is before[1]
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+
+
+def test_train_main_stays_short_enough_to_read_in_one_sitting():
+    import inspect
+    lines, _ = inspect.getsourcelines(train.main)
+    assert len(lines) <= 120, f"train.main has {len(lines)} lines; move a part of it into a function below it"
