@@ -155,13 +155,22 @@ def _open(path: str, device):
 
 def load_checkpoint(path: str, device="cpu"):
     """(model, info) from a train.py checkpoint; info["model_config"] is a ModelConfig."""
+    weights, info = read_weights(path, device)
+    model = Transformer(info["model_config"])
+    model.load_state_dict(weights)
+    return model.to(device), info
+
+
+def read_weights(path: str, device="cpu"):
+    """({name: tensor}, info) of a train.py checkpoint, checked against its model_config (check_weights),
+    without building a model: train.py's resume loads them into the model it built."""
     f, info, _ = _open(path, device)
-    cfg = info["model_config"]
     try:
         weights = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
     except Exception as e:
         raise SystemExit(f"{path}: damaged checkpoint ({type(e).__name__}: {str(e)[:120]})")
-    return model_from_weights(cfg, weights, path, "the stored model_config").to(device), info
+    check_weights(info["model_config"], weights, path, "the stored model_config")
+    return weights, info
 
 
 def stored_tokenizer(path: str, info: dict):
@@ -179,9 +188,18 @@ def stored_tokenizer(path: str, info: dict):
 
 def model_from_weights(cfg: ModelConfig, weights: dict, path: str, config_name: str) -> Transformer:
     """Our Transformer with these weights (a tied output matrix may be left out); one line naming
-    the file when they do not fit the config. The names, shapes and dtypes are checked against a
-    model built on the "meta" device (shapes, no memory) before the real one is allocated, so a
-    config that claims more than the file holds is refused, not allocated."""
+    the file when they do not fit the config (check_weights)."""
+    check_weights(cfg, weights, path, config_name)
+    model = Transformer(cfg)
+    model.load_state_dict(weights)
+    return model
+
+
+def check_weights(cfg: ModelConfig, weights: dict, path: str, config_name: str):
+    """One line naming the file unless weights are exactly what a model of cfg holds: the names and
+    shapes of a model built on the "meta" device (shapes, no memory: a config that claims more than
+    the file holds is refused, not allocated), float32, finite. A tied output matrix may be left out
+    (it is added as the embedding's)."""
     if cfg.tie_embeddings and "tok_embeddings.weight" in weights:
         weights["output.weight"] = weights["tok_embeddings.weight"]
     with torch.device("meta"):
@@ -198,12 +216,6 @@ def model_from_weights(cfg: ModelConfig, weights: dict, path: str, config_name: 
             raise SystemExit(f"{path}: {k} holds {str(weights[k].dtype).replace('torch.', '')}, not float32 weights")
         if not torch.isfinite(weights[k]).all():  # train.py never saves one: a damaged or diverged model
             raise SystemExit(f"{path}: {k} holds NaN or inf; a model with them cannot be scored, sampled or exported")
-    model = Transformer(cfg)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise SystemExit(f"{path}: weights do not fit {config_name}: {str(e).splitlines()[0]}")
-    return model
 
 
 def load_train_state(path: str, device="cpu") -> dict:

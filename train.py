@@ -18,13 +18,21 @@ Read `main` first: set-up, then the loop. The functions after it are its parts, 
 main calls them.
 """
 
+import os
+import signal
+import sys
+
+if __name__ == "__main__":  # first thing: a Ctrl-C or SIGTERM while torch imports (seconds) is one line too
+    def stopped_while_starting(signum, frame):
+        print(f"\n{signal.Signals(signum).name}: stopped while starting; nothing was written", file=sys.stderr)
+        os._exit(128 + signum)
+    signal.signal(signal.SIGINT, stopped_while_starting)
+    signal.signal(signal.SIGTERM, stopped_while_starting)
+
 import dataclasses
 import gc
 import json
 import math
-import os
-import signal
-import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -34,9 +42,10 @@ import torch
 import torch.distributed
 
 import distributed
+import machine
 from atomic import atomic_path, hold_lock, remove_stale_temporaries, write_json
-from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_checkpoint, load_train_state, milestone_name, read_info,
-                        rng_state, save_checkpoint, set_rng_state)
+from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_train_state, milestone_name, read_info, read_weights,
+                        rng_state, save_checkpoint, set_rng_state, stored_tokenizer)
 from configurator import load_config
 from data import Shard, heldout_batches, read_meta
 from load import load_model
@@ -56,6 +65,7 @@ class TrainConfig:
     resume: bool = False                    # continue from out_dir/ckpt.safetensors
     force: bool = False                     # start over in an out_dir that holds a run (its checkpoints go)
     init_from: Optional[str] = None         # start from these weights (a checkpoint or exported folder)
+    init_from_other_tokenizer: bool = False  # init_from weights trained with another tokenizer than data_dir's
     milestone_unit: str = "words"           # BabyLM checkpoints at 1M, 2M, ... "words" or "tokens"; "none" = off
     stop_iter: Optional[int] = None         # stop early (checkpoint saved) without changing the schedule
     # data: one optimizer step sees batch_size * block_size * grad_accum * world_size tokens
@@ -81,7 +91,8 @@ class TrainConfig:
     decay: str = "cosine"                   # "cosine", "linear" or "constant"
     # system
     device: str = "auto"                    # auto: cuda, then mps, then cpu
-    dtype: str = "auto"                     # auto: bfloat16 on CUDA if supported, else float16; float32 on CPU
+    dtype: str = "auto"                     # auto: what the device computes natively (machine.py): bf16 on a
+                                            # GPU that has it (else fp16) or a CPU with native bf16, else fp32
     compile: bool = False                   # torch.compile the model
     seed: int = 1337
     ddp_timeout: int = 600                  # seconds a rank waits for the others before giving up
@@ -139,16 +150,16 @@ def main(argv):
     ranks.checkpoint_path = os.path.join(cfg.out_dir, CHECKPOINT_FILE)
     share_accumulation(cfg, ranks.world_size)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    dtype, autocast = choose_precision(cfg.dtype, ranks.device_type)
+    dtype, autocast, why = choose_precision(cfg.dtype, ranks)  # prints the run's first line: device and precision
 
     meta, tokenizer, batches, heldout = open_data(cfg, model_cfg, mix_cfg, explicit, ranks)
     words_per_token = words_per_token_of(meta)
     max_iters = count_iterations(cfg, batches, cfg.batch_size * cfg.grad_accum * ranks.world_size)
-    raw_model, optimizer, scaler, progress = build_model(cfg, model_cfg, batches, ranks, dtype)
+    raw_model, optimizer, scaler, progress = build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype)
     # raw_model is the one we save: its state_dict has no "_orig_mod." or "module." prefixes
     model = distributed.wrap(torch.compile(raw_model) if cfg.compile else raw_model, ranks)
 
-    resolved = resolved_config(model_cfg, cfg, mix_cfg, max_iters, ranks, dtype)
+    resolved = resolved_config(model_cfg, cfg, mix_cfg, max_iters, ranks, dtype, why)
     if nothing_left(progress.iter_num, min(max_iters, cfg.stop_iter or max_iters), ranks):
         return 0
     log = open_run_folder(cfg, resolved, ranks, progress.iter_num)
@@ -290,11 +301,12 @@ def share_accumulation(cfg, world_size: int):
         cfg.grad_accum //= world_size
 
 
-def resolved_config(model_cfg, cfg, mix_cfg, max_iters: int, ranks, dtype: str) -> dict:
-    """Every setting, with what the run length and "auto" became: config.json, and each checkpoint's "config"."""
+def resolved_config(model_cfg, cfg, mix_cfg, max_iters: int, ranks, dtype: str, why: str) -> dict:
+    """Every setting, with what the run length and "auto" became, and the machine (numbers from two
+    machines compare only through it): config.json, and each checkpoint's "config"."""
     return {**dataclasses.asdict(model_cfg), **dataclasses.asdict(cfg), **dataclasses.asdict(mix_cfg),
             "max_iters_resolved": max_iters, "world_size": ranks.world_size, "dtype_resolved": dtype,
-            "device_resolved": ranks.device}
+            "device_resolved": ranks.device, "machine": machine.record(ranks.device_type, dtype, why)}
 
 
 def nothing_left(iter_num: int, last: int, ranks) -> bool:
@@ -307,11 +319,18 @@ def nothing_left(iter_num: int, last: int, ranks) -> bool:
     return True
 
 
-def choose_precision(dtype: str, device_type: str):
-    """(dtype name, autocast context). auto: bf16 on a GPU that has it, else fp16 (with a grad scaler);
-    fp32 on CPU, where bf16 autocast is also available with dtype=bfloat16."""
-    if dtype == "auto":
-        dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device_type == "cuda" else "float32"
+def choose_precision(dtype: str, ranks):
+    """(dtype name, autocast context, why). auto: the precision the device computes natively
+    (machine.choose_dtype: bf16 on a GPU that has it, else fp16 with a grad scaler; on a CPU bf16 only
+    where a measured probe finds it native, else fp32). Rank 0 prints it as the run's first line
+    (`cpu AMD EPYC (AVX2), 2 threads; float32 (auto: ...)`), and warns when its threads outnumber
+    the free cores."""
+    device_type = ranks.device_type
+    dtype, why = machine.choose_dtype(dtype, device_type)
+    if ranks.master:
+        print(machine.describe(device_type, dtype, why))
+        if device_type == "cpu" and (warning := machine.thread_warning()):
+            print(warning, file=sys.stderr)
     if device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -320,7 +339,7 @@ def choose_precision(dtype: str, device_type: str):
         # and two runs of the same command drift apart after a few steps
         torch.use_deterministic_algorithms(True, warn_only=True)
     autocast = nullcontext() if dtype == "float32" else torch.autocast(device_type=device_type, dtype=DTYPES[dtype])
-    return dtype, autocast
+    return dtype, autocast, why
 
 
 def open_data(cfg, model_cfg, mix_cfg, explicit, ranks):
@@ -357,7 +376,7 @@ def count_iterations(cfg, batches, samples_per_iter: int) -> int:
     return math.ceil(cfg.epochs * batches.samples_per_epoch() / samples_per_iter)
 
 
-def build_model(cfg, model_cfg, batches, ranks, dtype):
+def build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype):
     """The model (fresh, from init_from, or resumed with everything that decides what comes next:
     optimizer, grad scaler, batch source, random generators), the optimizer and the scaler."""
     model = Transformer(model_cfg)
@@ -367,10 +386,13 @@ def build_model(cfg, model_cfg, batches, ranks, dtype):
             raise SystemExit(f"{ranks.checkpoint_path}: nothing to resume (no checkpoint in out_dir)")
         state = load_train_state(ranks.checkpoint_path)
         weights, info = read_weights(ranks.checkpoint_path)
+        same_tokenizer(stored_tokenizer(ranks.checkpoint_path, info), tokenizer, ranks.checkpoint_path, "--resume")
         progress = Progress(info["iter_num"], info["tokens_seen"], info["words_seen"])
         load_weights(model, weights, info["model_config"], ranks.checkpoint_path)
     elif cfg.init_from:
-        start, _ = load_model(cfg.init_from)
+        start, their_tokenizer = load_model(cfg.init_from)
+        if not cfg.init_from_other_tokenizer:
+            same_tokenizer(their_tokenizer, tokenizer, cfg.init_from, "--init_from")
         load_weights(model, start.state_dict(), start.cfg, cfg.init_from)
     model.to(ranks.device)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), ranks.device_type)
@@ -383,15 +405,15 @@ def build_model(cfg, model_cfg, batches, ranks, dtype):
     return model, optimizer, scaler, progress
 
 
-def read_weights(path: str):
-    """({name: tensor}, info) of a train.py checkpoint, without building a model from them (a tied
-    output matrix is stored once, as tok_embeddings.weight)."""
-    from safetensors import safe_open
-    from checkpoint import read_info  # checks the file: one line naming it when it is not a checkpoint
-    info = read_info(path)
-    with safe_open(path, framework="pt", device="cpu") as f:
-        weights = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
-    return weights, info
+def same_tokenizer(theirs, ours, path: str, flag: str):
+    """Weights learnt with one tokenizer read other text through another's ids (a same-sized vocabulary
+    hides it): stop unless the data's tokenizer is the checkpoint's (file and BOS rule)."""
+    if theirs is None or (theirs.sha256, theirs.bos_input) == (ours.sha256, ours.bos_input):
+        return
+    hint = " (or --init_from_other_tokenizer to start from them anyway)" if flag == "--init_from" else ""
+    raise SystemExit(f"{path}: trained with another tokenizer than data_dir's (sha256 {theirs.sha256[:12]}, bos_input "
+                     f"{theirs.bos_input}; the data's: {ours.sha256[:12]}, {ours.bos_input}): {flag} needs the same "
+                     f"tokenizer{hint}")
 
 
 def load_weights(model, weights: dict, their_cfg: ModelConfig, path: str):
