@@ -18,4 +18,4 @@ eval_windows = 48
 log_interval = 10
 budget = 1.5e6                 # unique tokens in all: ~0.5M per language (equal byte-premium-adjusted bytes)
 milestone_unit = "none"
-dtype = "bfloat16"
+dtype = "auto"                 # native precision (machine.py); Results II ran bf16 on an AVX-512 BF16 CPU
