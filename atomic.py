@@ -75,8 +75,12 @@ class staged_folder:
         parent, name = os.path.split(self.out)
         os.makedirs(parent, exist_ok=True)
         self.lock = hold_lock(os.path.join(parent, f".{name}.lock"), self.out)
-        recover_staged(self.out)
-        self.tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+        try:
+            recover_staged(self.out)
+            self.tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+        except BaseException:
+            self.lock.close()
+            raise
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
@@ -143,16 +147,22 @@ class hold_lock:
             except FileNotFoundError:
                 pass
             f.close()
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
+        try:  # the PID is for the message a second process prints; a full disk may not take it
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+        except OSError:
+            pass
         self.file = f
 
     def close(self):
         if not self.file.closed:
             os.remove(self.path)  # still holding the lock, so nobody else holds this file
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:  # the PID that a full disk did not take, flushed again: nothing lost
+                pass
 
     def __enter__(self):
         return self

@@ -220,10 +220,13 @@ def check_weights(cfg: ModelConfig, weights: dict, path: str, config_name: str):
 
 def load_train_state(path: str, device="cpu") -> dict:
     """What save_checkpoint's train_state held, rebuilt: optimizer, scaler, sampler, rng."""
-    f, _, metadata = _open(path, device)
+    f, info, metadata = _open(path, device)
     if "train_state" not in metadata:
         raise SystemExit(f"{path}: holds weights only (a milestone checkpoint?), not a run to resume; "
                          f"start a new run from it with --init_from={path}")
+    missing = [key for key in ("iter_num", "tokens_seen", "words_seen") if key not in info]
+    if missing:
+        raise SystemExit(f"{path}: damaged checkpoint metadata (no {', '.join(missing)}: where the run stopped)")
     try:
         meta = json.loads(metadata["train_state"])
         keys = set(f.keys())

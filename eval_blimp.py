@@ -545,11 +545,14 @@ def main(argv=None):
     check_outputs_are_not_inputs(args)
 
     model, tokenizer = load_model(args.model, args.device, args.tokenizer)
-    result = evaluate(model, tokenizer, args.suite, data_root=args.data_root, fast=args.fast,
-                      protocol=args.protocol, leading_space=args.leading_space,
-                      bos=False if args.no_bos else None, batch_tokens=args.batch_tokens, dtype=args.dtype,
-                      columns=columns, predictions=args.predictions,
-                      babylm_predictions=args.babylm_predictions, progress=not args.no_progress)
+    try:
+        result = evaluate(model, tokenizer, args.suite, data_root=args.data_root, fast=args.fast,
+                          protocol=args.protocol, leading_space=args.leading_space,
+                          bos=False if args.no_bos else None, batch_tokens=args.batch_tokens, dtype=args.dtype,
+                          columns=columns, predictions=args.predictions,
+                          babylm_predictions=args.babylm_predictions, progress=not args.no_progress)
+    except OSError as e:  # writing --predictions on a full disk or a read-only file system
+        raise SystemExit(f"{e.filename or 'predictions'}: cannot write ({e.strerror or e})")
     result["model"] = os.path.abspath(args.model)
     result["command"] = " ".join(["python", "eval_blimp.py"] + (argv if argv is not None else sys.argv[1:]))
     for name, r in result["suites"].items():
@@ -565,8 +568,11 @@ def main(argv=None):
         if path:
             print(f"wrote {path}")
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        write_json(args.out, result, indent=1, ensure_ascii=False)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+            write_json(args.out, result, indent=1, ensure_ascii=False)
+        except OSError as e:  # a full disk, a read-only file system: the scores were printed above
+            raise SystemExit(f"--out {args.out}: cannot write the results ({e.strerror or e}); the scores are printed above")
         print(f"wrote {args.out}")
     return result
 

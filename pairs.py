@@ -73,6 +73,8 @@ def suite_files(suite: str, data_root: str = DEFAULT_DATA_ROOT):
         return os.path.basename(os.path.normpath(suite)), files
     if os.path.isfile(suite):
         return file_stem(suite), [suite]
+    if os.path.exists(suite):
+        raise SystemExit(f"{suite}: not a regular file (a FIFO or device); give a pair file or a folder of them")
     raise SystemExit(f"{suite}: no such file or folder, and not a suite ({', '.join(SUITES)})")
 
 
@@ -91,6 +93,8 @@ def parse_columns(spec: str) -> dict:
         if role not in TABLE_COLUMNS or not name:
             raise SystemExit(f"--columns {spec}: '{item}' is not ROLE=NAME with ROLE one of good, bad, paradigm")
         columns[role] = name
+    if columns.get("good") is not None and columns.get("good", "").lower() == columns.get("bad", "").lower():
+        raise SystemExit(f"--columns {spec}: names {columns['good']!r} for both the good and the bad sentence")
     return columns
 
 
@@ -183,8 +187,6 @@ def table_keys(header: list, columns: dict, path: str) -> dict:
                 raise SystemExit(f"{path}:1: no column '{columns[role]}' (--columns {role}={columns[role]}); "
                                  f"the header has {', '.join(header)}")
             candidates = (columns[role],)
-            if role != "paradigm" and columns.get("good", "").lower() == columns.get("bad", "").lower():
-                raise SystemExit(f"{path}:1: --columns names {columns[role]!r} for both the good and the bad sentence")
         found = [by_lower[c.lower()] for c in candidates if c.lower() in by_lower]
         if found:
             keys[role] = found[0]

@@ -258,6 +258,13 @@ def study_plot(result, png):
 
 
 def main(argv=None):
+    try:
+        report(argv)
+    except OSError as e:  # a full disk or a read-only file system while writing the JSON or a plot
+        raise SystemExit(f"report.py: cannot write {e.filename or 'the output'} ({e.strerror or e})")
+
+
+def report(argv=None):
     p = argparse.ArgumentParser(description="Plot and summarise train.py runs.")
     p.add_argument("runs", nargs="+", help="run folders (with --study: one folder of seed runs per variant)")
     p.add_argument("--png", help="write the loss plot here")

@@ -398,11 +398,28 @@ def build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype):
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), ranks.device_type)
     scaler = torch.amp.GradScaler(ranks.device_type, enabled=(dtype == "float16"))
     if state is not None:
+        check_moments(state["optimizer"], optimizer, ranks.checkpoint_path)
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         batches.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
     return model, optimizer, scaler, progress
+
+
+def check_moments(saved: dict, optimizer, path: str):
+    """The saved AdamW state fits this model's optimizer: the same parameter groups, and each moment
+    the shape of its parameter (load_state_dict checks neither shape, and a wrong one fails steps later)."""
+    groups = saved["param_groups"]
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in optimizer.param_groups]:
+        raise SystemExit(f"{path}: damaged training state (its optimizer has parameter groups of "
+                         f"{[len(g['params']) for g in groups]}, this model's {[len(g['params']) for g in optimizer.param_groups]})")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for i, p in zip((i for g in groups for i in g["params"]), params):
+        for key in ("exp_avg", "exp_avg_sq"):
+            moment = saved["state"].get(i, {}).get(key)
+            if moment is not None and moment.shape != p.shape:
+                raise SystemExit(f"{path}: damaged training state (parameter {i}'s {key} is {tuple(moment.shape)}, "
+                                 f"the parameter {tuple(p.shape)})")
 
 
 def same_tokenizer(theirs, ours, path: str, flag: str):

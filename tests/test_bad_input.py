@@ -95,7 +95,102 @@ def ws(tmp_path_factory, tiny_tokenizer):
     w["bad_log"] = str(root / "bad_log")
     os.makedirs(w["bad_log"])
     open(os.path.join(w["bad_log"], "log.jsonl"), "w").write('{"kind": "train"\n')
+    add_reliability_files(w, root, docs, tiny_tokenizer)
     return w
+
+
+def rewrite_checkpoint(src, dst, info=None, state=None, tensors=None):
+    """A copy of checkpoint src with its info / train_state JSON or its tensors changed by the given
+    functions: the damaged or hostile files a user may be handed."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    with safe_open(src, framework="pt") as f:
+        metadata = dict(f.metadata())
+        all_tensors = {k: f.get_tensor(k) for k in f.keys()}
+    for key, change in (("info", info), ("train_state", state)):
+        if change:
+            value = json.loads(metadata[key])
+            change(value)
+            metadata[key] = json.dumps(value)
+    if tensors:
+        tensors(all_tensors)
+    save_file(all_tensors, dst, metadata=metadata)
+    return dst
+
+
+def run_with(w, root, name, change_ckpt):
+    """A run folder whose ckpt.safetensors is the workspace run's, changed: for --resume cases."""
+    folder = root / name
+    os.makedirs(folder)
+    rewrite_checkpoint(w["ckpt"], str(folder / "ckpt.safetensors"), **change_ckpt)
+    return str(folder)
+
+
+def add_reliability_files(w, root, docs, tiny_tokenizer):
+    """The files of the edges where users slip (issue: Reliability II)."""
+    for name, text in {"evil_config": f"import os\nos.system('touch {w['marker']}')\n",
+                       "loop_config": "lr = 1e-3\nwhile True: pass\n", "exit_config": "import sys\nsys.exit(0)\n",
+                       "call_config": "lr = max(1e-3, 2e-3)\n", "two_lengths_config": "max_iters = 5\nepochs = 2.0\n"}.items():
+        w[name] = str(root / f"{name}.py")
+        open(w[name], "w").write(text)
+    w["binary_config"] = str(root / "binary_config.py")
+    open(w["binary_config"], "wb").write(bytes(range(256)) * 4)
+    # checkpoints: NaN weights, integer weights, a config claiming more than the tensors hold, a bad tokenizer entry
+    nan = lambda t: t.__setitem__("model.norm.weight", torch.full_like(t["model.norm.weight"], float("nan")))
+    w["nan_ckpt"] = rewrite_checkpoint(w["ckpt"], str(root / "nan.safetensors"), tensors=nan)
+    ints = lambda t: t.__setitem__("model.norm.weight", t["model.norm.weight"].long())
+    w["int_ckpt"] = rewrite_checkpoint(w["ckpt"], str(root / "int.safetensors"), tensors=ints)
+    w["deep_ckpt"] = rewrite_checkpoint(w["ckpt"], str(root / "deep.safetensors"),
+                                        info=lambda i: i["model_config"].update(n_layers=200))
+    w["huge_vocab_ckpt"] = rewrite_checkpoint(w["ckpt"], str(root / "huge_vocab.safetensors"),
+                                              info=lambda i: i["model_config"].update(vocab_size=10**12))
+    w["bad_tok_ckpt"] = rewrite_checkpoint(w["ckpt"], str(root / "bad_tok.safetensors"),
+                                           info=lambda i: i["tokenizer"].update(blob="%%% not base64 %%%"))
+    w["unknown_tok_ckpt"] = rewrite_checkpoint(w["ckpt"], str(root / "unknown_tok.safetensors"),
+                                               info=lambda i: i["tokenizer"].update(backend="wordpiece"))
+    # run folders to --resume from, each with one fault in its checkpoint
+    w["resume_no_iter"] = run_with(w, root, "resume_no_iter", {"info": lambda i: i.pop("iter_num")})
+    w["resume_text_iter"] = run_with(w, root, "resume_text_iter", {"info": lambda i: i.update(iter_num="two")})
+    w["resume_bad_rng"] = run_with(w, root, "resume_bad_rng",
+                                   {"tensors": lambda t: t.__setitem__("rng.torch", t["rng.torch"][:100].clone())})
+    w["resume_no_moment"] = run_with(w, root, "resume_no_moment", {"tensors": lambda t: t.pop("optimizer.0.exp_avg")})
+    w["resume_no_weight"] = run_with(w, root, "resume_no_weight",
+                                     {"tensors": lambda t: t.pop("model.layers.0.attention.wq.weight")})
+    w["resume_groups"] = run_with(w, root, "resume_groups",
+                                  {"state": lambda s: s["optimizer_groups"].append(dict(s["optimizer_groups"][0]))})
+    # export folders: invalid JSON, a string where a number goes, an index naming a file outside the folder
+    for name, fault in {"export_bad_json": lambda d: open(os.path.join(d, "config.json"), "w").write("{not json"),
+                        "export_text_number": lambda d: json.dump({**json.load(open(os.path.join(d, "config.json"))),
+                                                                   "hidden_size": "big"},
+                                                                  open(os.path.join(d, "config.json.new"), "w")),
+                        "export_escape": None, "export_with_notes": None}.items():
+        folder = str(root / name)
+        os.makedirs(folder)
+        for f in os.listdir(w["export"]):
+            open(os.path.join(folder, f), "wb").write(open(os.path.join(w["export"], f), "rb").read())
+        if fault:
+            fault(folder)
+        if os.path.exists(os.path.join(folder, "config.json.new")):
+            os.replace(os.path.join(folder, "config.json.new"), os.path.join(folder, "config.json"))
+        w[name] = folder
+    os.remove(os.path.join(w["export_escape"], "model.safetensors"))
+    json.dump({"weight_map": {"lm_head.weight": "../../elsewhere.safetensors"}},
+              open(os.path.join(w["export_escape"], "model.safetensors.index.json"), "w"))
+    open(os.path.join(w["export_with_notes"], "my_notes.txt"), "w").write("the user's own file")
+    # data folders: meta.json values of the wrong type; a tokenizer that feeds no BOS (another tokenizer)
+    for name, change in {"meta_text_vocab": lambda m: m.update(vocab_size="many"),
+                         "meta_huge_vocab": lambda m: m.update(vocab_size=10**12),
+                         "other_bos": lambda m: m.update(bos_input=False)}.items():
+        path = write_data_dir(str(root / name), docs, tiny_tokenizer)
+        meta = json.load(open(os.path.join(path, "meta.json")))
+        change(meta)
+        json.dump(meta, open(os.path.join(path, "meta.json"), "w"))
+        w[name] = path
+    w["binary_log"] = str(root / "binary_log")
+    os.makedirs(w["binary_log"])
+    open(os.path.join(w["binary_log"], "log.jsonl"), "wb").write(bytes(range(128, 256)) * 8)
+    w["fifo"] = str(root / "pairs_fifo.jsonl")
+    os.mkfifo(w["fifo"])
 
 
 def trained(w, *flags):
@@ -164,6 +259,61 @@ CASES = [
     (mixer.main, lambda w: ["info", w["root"] + "/nothing"], "no meta.json"),
     (mixer.main, lambda w: ["info", w["data"], "--eta=0"], "eta"),
     (mixer.main, lambda w: ["prior", "eng", "xyz"], "xyz"),
+    # config files are parsed, never run
+    (train.main, lambda w: [w["evil_config"], *trained(w)], "evil_config.py:1: import is not allowed"),
+    (train.main, lambda w: [w["loop_config"], *trained(w)], "loop_config.py:2: a while loop is not allowed"),
+    (train.main, lambda w: [w["exit_config"], *trained(w)], "exit_config.py:1: import is not allowed"),
+    (train.main, lambda w: [w["call_config"], *trained(w)], "call_config.py:1: a call of max is not allowed"),
+    (train.main, lambda w: [w["binary_config"], *trained(w)], "binary_config.py: not a text file"),
+    (train.main, lambda w: [w["two_lengths_config"], *trained(w)[:-1]], "sets max_iters and epochs"),
+    (tokenize_data.main, lambda w: [w["evil_config"], "--corpus", w["corpus"], "--out", w["root"] + "/t"],
+     "evil_config.py:1: import is not allowed"),
+    # train.py: values a typo or a hostile file gives
+    (train.main, lambda w: trained(w, "--batch_size=1000000"), "over 1,048,576 tokens a micro-batch"),
+    (train.main, lambda w: trained(w, "--eta=0.5"), "eta set without a mixer"),
+    (train.main, lambda w: trained(w, "--languages=eng,xxx"), "languages set without a mixer"),
+    (train.main, lambda w: trained(w, f"--out_dir={w['data']}"), "out_dir and data_dir are both"),
+    (train.main, lambda w: trained(w, f"--out_dir={w['run']}"), "holds a run at iteration 2: add --resume"),
+    (train.main, lambda w: trained(w, f"--data_dir={w['meta_text_vocab']}"), "meta.json: vocab_size 'many'"),
+    (train.main, lambda w: trained(w, f"--data_dir={w['meta_huge_vocab']}"), "meta.json: vocab_size 1000000000000"),
+    (train.main, lambda w: trained(w, f"--init_from={w['nan_ckpt']}"), "holds NaN or inf"),
+    (train.main, lambda w: trained(w, f"--init_from={w['deep_ckpt']}"), "missing layers.1."),
+    (train.main, lambda w: trained(w, f"--init_from={w['huge_vocab_ckpt']}"), "vocab_size=1000000000000 must be"),
+    (train.main, lambda w: trained(w, f"--init_from={w['export_escape']}"), "the weight files must be plain names"),
+    (train.main, lambda w: trained(w, f"--init_from={w['export_text_number']}"), "not a usable LLaMA config.json"),
+    (train.main, lambda w: trained(w, f"--data_dir={w['other_bos']}", "--samples=lines", f"--init_from={w['ckpt']}"),
+     "trained with another tokenizer"),
+    # train.py --resume: every value read from the checkpoint is checked before use
+    (train.main, lambda w: trained(w, f"--out_dir={w['resume_no_iter']}", "--resume"), "iter_num"),
+    (train.main, lambda w: trained(w, f"--out_dir={w['resume_text_iter']}", "--resume"), "iter_num='two'"),
+    (train.main, lambda w: trained(w, f"--out_dir={w['resume_bad_rng']}", "--resume"), "rng.torch has 100 bytes"),
+    (train.main, lambda w: trained(w, f"--out_dir={w['resume_no_moment']}", "--resume"), "lacks AdamW's exp_avg"),
+    (train.main, lambda w: trained(w, f"--out_dir={w['resume_no_weight']}", "--resume"),
+     "missing layers.0.attention.wq.weight"),
+    (train.main, lambda w: trained(w, f"--out_dir={w['resume_groups']}", "--resume"), "optimizer"),
+    # eval_blimp.py: outputs that are inputs, bad checkpoints and exports
+    (eval_blimp.main, lambda w: [w["ckpt"], "--suite", w["pairs"], "--out", w["ckpt"]], "an input of this command"),
+    (eval_blimp.main, lambda w: [w["ckpt"], "--suite", w["pairs"], "--predictions", w["pairs"]], "an input of this command"),
+    (eval_blimp.main, lambda w: [w["nan_ckpt"], "--suite", w["pairs"]], "holds NaN or inf"),
+    (eval_blimp.main, lambda w: [w["int_ckpt"], "--suite", w["pairs"]], "holds int64, not float32 weights"),
+    (eval_blimp.main, lambda w: [w["bad_tok_ckpt"], "--suite", w["pairs"]], "tokenizer is not readable"),
+    (eval_blimp.main, lambda w: [w["unknown_tok_ckpt"], "--suite", w["pairs"]], "tokenizer is not readable"),
+    (eval_blimp.main, lambda w: [w["export_bad_json"], "--suite", w["pairs"]], "not a usable LLaMA config.json"),
+    (eval_blimp.main, lambda w: [w["ckpt"], "--suite", w["pairs"], "--device", "cuda"], "no CUDA GPU"),
+    (eval_blimp.main, lambda w: [w["ckpt"], "--suite", w["fifo"]], "not a regular file"),
+    (eval_blimp.main, lambda w: [w["ckpt"], "--suite", w["pairs"], "--columns", "good=sentence_good,bad=sentence_good"],
+     "for both the good and the bad sentence"),
+    # export_hf.py
+    (export_hf.main, lambda w: [w["nan_ckpt"], w["root"] + "/exported"], "holds NaN or inf"),
+    (export_hf.main, lambda w: [w["ckpt"], w["export_with_notes"], "--force"], "also holds my_notes.txt"),
+    # sample.py
+    (sample.main, lambda w: [w["nan_ckpt"]], "holds NaN or inf"),
+    (sample.main, lambda w: [w["bad_tok_ckpt"]], "tokenizer is not readable"),
+    (sample.main, lambda w: [w["export_escape"]], "the weight files must be plain names"),
+    # report.py
+    (report.main, lambda w: [w["run"], "--json", os.path.join(w["run"], "log.jsonl")], "an input of this command"),
+    (report.main, lambda w: [w["run"], "--json", w["root"]], "is a folder"),
+    (report.main, lambda w: [w["binary_log"]], "log.jsonl: not a text file"),
 ]
 
 
@@ -253,3 +403,73 @@ def test_a_full_disk_while_exporting_or_tokenizing_leaves_nothing(ws, tmp_path, 
     with pytest.raises(SystemExit, match="cannot write the data .No space left on device"):
         tokenize_data.main(["--corpus", ws["corpus"], "--out", str(tmp_path / "tokens"), "--vocab-size", "300"])
     assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system that fills up (tmpfs; mounting needs root, as CI and these machines have),
+    unmounted afterwards; None where it cannot be mounted."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        yield None
+        return
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def fill(folder, leave: int):
+    """Fill the file system of folder up to `leave` free bytes."""
+    st = os.statvfs(folder)
+    with open(os.path.join(folder, "ballast"), "ab") as f:
+        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+
+
+def test_a_real_full_disk_is_one_line_in_every_writer_and_keeps_what_was_there(ws, small_disk, monkeypatch):
+    """safetensors reports a full disk as its own SafetensorError, not OSError: each command must still
+    end in one line, with the last checkpoint intact. On a real full file system where one can be
+    mounted, else with the library's own exception."""
+    import safetensors
+    if small_disk is None:  # the library's own error type, raised where it would be
+        import safetensors.torch
+
+        def full(*args, **kwargs):
+            raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        monkeypatch.setattr(safetensors.torch, "save_file", full)
+        with pytest.raises(SystemExit, match="No space left on device"):
+            export_hf.main([ws["ckpt"], os.path.join(ws["root"], "never_exported")])
+        return
+    out = str(small_disk / "run")
+    assert train.main(trained(ws, f"--out_dir={out}", "--eval_interval=1", "--force")) == 0
+    before = open(os.path.join(out, "ckpt.safetensors"), "rb").read()
+    fill(small_disk, leave=len(before) // 2)  # room for half a checkpoint: the next save fails mid-file
+    with pytest.raises(SystemExit) as e:
+        train.main(trained(ws, f"--out_dir={out}", "--eval_interval=1", "--max_iters=4", "--resume"))
+    assert "No space left on device" in str(e.value) and "the last checkpoint is" in str(e.value), e.value
+    assert open(os.path.join(out, "ckpt.safetensors"), "rb").read() == before
+    assert not [n for n in os.listdir(out) if ".tmp" in n]
+    for command, argv in [(export_hf.main, [ws["ckpt"], str(small_disk / "exported")]),
+                          (eval_blimp.main, [ws["ckpt"], "--suite", ws["pairs"], "--no-progress",
+                                             "--predictions", str(small_disk / "predictions.jsonl")]),
+                          (report.main, [ws["run"], "--json", str(small_disk / "summary.json")])]:
+        fill(small_disk, leave=0)
+        with pytest.raises(SystemExit) as e:
+            command(argv)
+        assert "No space left on device" in str(e.value) and "\n" not in str(e.value), (command.__module__, e.value)
+    assert sorted(os.listdir(small_disk)) == ["ballast", "run"]  # no half-written export, JSON or predictions
+
+
+def test_a_read_only_file_system_is_one_line(ws, small_disk):
+    if small_disk is None:
+        pytest.skip("cannot mount a file system here (not root)")
+    assert train.main(trained(ws, f"--out_dir={small_disk / 'run'}", "--force")) == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    for command, argv in [(train.main, trained(ws, f"--out_dir={small_disk / 'run'}", "--max_iters=3", "--resume")),
+                          (export_hf.main, [ws["ckpt"], str(small_disk / "exported")]),
+                          (eval_blimp.main, [ws["ckpt"], "--suite", ws["pairs"], "--no-progress",
+                                             "--out", str(small_disk / "scores.json")])]:
+        with pytest.raises(SystemExit) as e:
+            command(argv)
+        assert "Read-only file system" in str(e.value) and "\n" not in str(e.value), (command.__module__, e.value)
