@@ -1,11 +1,12 @@
 """
 The prepared GPU check: one command that proves the CUDA fast path and measures it in the few
-minutes a lent GPU is there, with every figure in one JSON file.
+minutes a lent GPU is there, with every figure in one JSON file. An operations script, not a
+benchmark (bench/ holds those): it checks a machine, and times the project's own runs there.
 
-    python bench/gpu_check.py --out /tmp/gpucheck --device cpu --tiny      # dry run here, tiny sizes
-    python bench/gpu_check.py --prepare data/gpu_check                     # here, before a GPU call
-    python3 bench/gpu_check.py --out $OUT --work /tmp/gc --data-root data/gpu_check/data   # on the GPU
-    python3 bench/gpu_check.py ... --parts train,ddp                       # a rerun of some parts
+    python tools/gpu_check.py --out /tmp/gpucheck --device cpu --tiny      # dry run here, tiny sizes
+    python tools/gpu_check.py --prepare data/gpu_check                     # here, before a GPU call
+    python3 tools/gpu_check.py --out $OUT --work /tmp/gc --data-root data/gpu_check/data   # on the GPU
+    python3 tools/gpu_check.py ... --parts train,ddp                       # a rerun of some parts
 
 Parts, in this order; each runs in a subprocess with a timeout taken from what is left of
 --budget-s, a part that fails is recorded and the next one runs:
@@ -20,7 +21,7 @@ Parts, in this order; each runs in a subprocess with a timeout taken from what i
               then) and --compile=True (eager again if that fails), eval_blimp.py on full BLiMP
   ddp         torchrun --standalone --nproc_per_node=1 train.py (NCCL on a GPU) against the plain
               run: the same weights after the same steps
-  taam        results/run_taam_study.sh's seven variants at 20x the CPU study's token exposures (20x
+  taam        results/taam/run_taam_study.sh's seven variants at 20x the CPU study's token exposures (20x
               the batch, so the same 400 steps and 20 mixer updates, and 20x the unique-data budget,
               which the corpora cap at all they hold), one seed, all at once, each scored on the
               fast BLiMP, BLiMP-NL and ZhoBLiMP; only if time is left
@@ -59,7 +60,7 @@ PARTS = ("tests", "throughput", "train", "ddp", "taam")
 RESERVE = {"tests": 60, "throughput": 75, "train": 75, "ddp": 45, "taam": 40}
 RESERVE_TINY = {part: 15 for part in PARTS}
 
-# the study's variants and the config file that makes each (results/run_taam_study.sh)
+# the study's variants and the config file that makes each (results/taam/run_taam_study.sh)
 TAAM_VARIANTS = {"uniform": "config/taam_uniform.py", "temperature": "config/taam_temperature.py",
                  "prior": "config/taam_prior.py", "taam_v1": "config/taam_v1.py", "taam_v2": "config/taam.py",
                  "exp3_v2": "config/taam_exp3.py", "hedge_v2": "config/taam_hedge.py"}
@@ -320,7 +321,7 @@ def print_env(env):
     if env["missing"]:
         print(f"[gpu_check] MISSING: {', '.join(env['missing'])}"
               + ("; lang2vec: the TAAM variants with the typological prior need its URIEL table: run "
-                 "'python bench/gpu_check.py --prepare data/gpu_check' where pip works, carry data/gpu_check and "
+                 "'python tools/gpu_check.py --prepare data/gpu_check' where pip works, carry data/gpu_check and "
                  "set PYTHONPATH=data/gpu_check/site" if not env["lang2vec_found"] else ""), flush=True)
 
 
