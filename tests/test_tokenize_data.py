@@ -236,7 +236,7 @@ def test_round_robin_gives_equal_bytes_per_source(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize("unit", ["bytes", "words", "tokens", "eng_bytes"])
-def test_budget_in_each_unit(small_corpus, data_dir, tmp_path, unit, monkeypatch):
+def test_a_budget_in_each_unit_is_reached_and_passed_by_less_than_one_document(small_corpus, data_dir, tmp_path, unit, monkeypatch):
     monkeypatch.setattr(td, "GATHER_DOCS", 7)  # a token budget copies the chosen documents in blocks: many here
     budget = 20_000 if unit != "words" else 3_000
     meta = run(small_corpus[0], tmp_path / unit, "--tokenizer", data_dir, "--budget", budget, "--unit", unit)
@@ -312,7 +312,7 @@ def test_invalid_utf8_fails_naming_file_and_line_or_is_skipped(tmp_path, data_di
     assert documents(tmp_path / "y", "eng", "train") == ["a good line", "another line"]
 
 
-def test_empty_files_and_languages(tmp_path, data_dir, capsys):
+def test_an_empty_file_is_skipped_and_an_empty_language_is_one_line(tmp_path, data_dir, capsys):
     corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one", "two", "three"], "en/empty.txt": b"",
                                           "en/blank.txt.gz": b"\n  \n\n"})
     meta = run(corpus, tmp_path / "x", "--tokenizer", data_dir)
@@ -329,7 +329,7 @@ def test_empty_files_and_languages(tmp_path, data_dir, capsys):
     assert "no .txt, .txt.gz, .train or .dev files" in str(e.value)
 
 
-def test_unknown_language_folder(tmp_path, data_dir):
+def test_an_unknown_language_folder_is_refused_unless_the_languages_are_chosen(tmp_path, data_dir):
     corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one"], "xx/a.txt": ["un"]})
     with pytest.raises(SystemExit) as e:
         run(corpus, tmp_path / "x", "--tokenizer", data_dir)
@@ -349,7 +349,7 @@ def test_crlf_line_ends_give_the_same_tokens(tmp_path, data_dir, capsys):
     assert not any("\r" in d for d in documents(tmp_path / "y", "nld", "train"))
 
 
-def test_a_line_of_several_megabytes(tmp_path, data_dir, capsys):
+def test_a_line_of_several_megabytes_is_kept_whole_as_one_document(tmp_path, data_dir, capsys):
     english = " ".join(real_lines("en", "commonvoice_en.txt.gz"))[:1_200_000]
     chinese = "".join(real_lines("zh", "commonvoice_zh.txt.gz"))[:300_000]  # ~0.9 MB without a single space
     huge = english + chinese
@@ -389,7 +389,7 @@ def test_the_next_run_removes_what_a_killed_run_left(tmp_path, data_dir):
 
 # ---------------------------------------------------------------------------- other backends
 
-def test_sentencepiece_backend(small_corpus, tmp_path):
+def test_the_sentencepiece_backend_round_trips_real_text_and_travels_as_plain_data(small_corpus, tmp_path):
     out = tmp_path / "spm"
     meta = run(small_corpus[0], out, "--backend", "spm", "--vocab-size", 3000, "--spm-character-coverage", 0.98,
                "--budget", "15K")

@@ -67,7 +67,7 @@ def test_tiktoken_gives_the_ids_of_tokenizers_on_every_line_of_the_corpora(ours,
     assert ours.encode_batch(texts) == reference(ours, texts)
 
 
-def test_with_the_cards_normalizer_too_on_its_corpus_and_on_a_quarter_of_the_others(card):
+def test_tiktoken_gives_the_ids_of_tokenizers_with_the_cards_normalizer_too(card):
     """The normalizer runs in Python first (ASCII by a shortcut, the rest by `tokenizers`' own normalizer);
     tiktoken then encodes: the same ids as `tokenizers` with its normalizer, in Dutch and Chinese as well."""
     assert card.encoder == "tiktoken" and card.normalizer == "nfd_lower_strip"

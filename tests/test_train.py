@@ -173,28 +173,28 @@ def fails_with(capsys, argv, message):
     assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
-def test_missing_data_folder(tmp_path, capsys):
+def test_a_missing_data_folder_is_one_line_naming_it(tmp_path, capsys):
     fails_with(capsys, [f"--data_dir={tmp_path}/nothing", "--max_iters=1"], "no meta.json")
 
 
-def test_vocab_smaller_than_the_token_ids(tiny_data, tmp_path, capsys):
+def test_a_vocab_smaller_than_the_token_ids_is_one_line(tiny_data, tmp_path, capsys):
     fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/o", *TINY_MODEL, "--vocab_size=100", "--max_iters=1"],
                "but the model's vocab_size is 100")
 
 
-def test_inconsistent_shapes(tiny_data, tmp_path, capsys):
+def test_a_dim_that_n_heads_does_not_divide_is_one_line(tiny_data, tmp_path, capsys):
     fails_with(capsys, [f"--data_dir={tiny_data}", *TINY_MODEL, "--n_heads=5", "--max_iters=1"],
                "dim=32 is not divisible by n_heads=5")
 
 
-def test_resume_with_another_model_shape(tiny_data, tmp_path, capsys):
+def test_resuming_with_another_model_shape_names_the_field_that_differs(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=2") == 0
     fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={out}", *TINY_MODEL, "--dim=64", "--max_iters=4", "--resume"],
                "checkpoint has another architecture than the config (dim: config 64, checkpoint 32)")
 
 
-def test_init_from_a_run_drawn_with_another_init(tiny_data, tmp_path):
+def test_init_from_loads_the_checkpoints_weights_whatever_init_and_dropout_are_set(tiny_data, tmp_path):
     """scaled_residual_init only decides how fresh weights are drawn and dropout only how they are
     trained: loading a checkpoint under other values is not a change of architecture, and the loaded
     weights are the checkpoint's."""
@@ -208,7 +208,7 @@ def test_init_from_a_run_drawn_with_another_init(tiny_data, tmp_path):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-9, msg=name)  # lr 1e-12: two steps move nothing
 
 
-def test_empty_token_file(tiny_data, tmp_path, capsys):
+def test_an_empty_token_file_is_one_line(tiny_data, tmp_path, capsys):
     open(os.path.join(tiny_data, "eng", "train.bin"), "wb").close()
     fails_with(capsys, [f"--data_dir={tiny_data}", *TINY_MODEL, "--max_iters=1"], "missing or empty token file")
 
@@ -236,7 +236,7 @@ def test_an_invalid_config_value_stops_before_any_file_is_written(tiny_data, tmp
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
-def test_cuda_asked_for_on_a_machine_without_it(tiny_data, tmp_path, capsys):
+def test_cuda_asked_for_on_a_machine_without_it_is_one_line_and_writes_nothing(tiny_data, tmp_path, capsys):
     fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/run", *TINY_MODEL, "--max_iters=2",
                         "--device=cuda"], "device='cuda' but this machine has no CUDA GPU")
     assert not os.path.exists(tmp_path / "run")
