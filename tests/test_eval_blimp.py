@@ -434,6 +434,7 @@ SUITE_SIZES = {  # pairs, paradigms (SOURCES.md)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suite", list(SUITE_SIZES))
 def test_named_suites_read_the_shared_data(suite):
     if not os.path.isdir(SHARED_DATA):
@@ -472,6 +473,7 @@ def card_credits(model, tokenizer, path):
     return credits
 
 
+@pytest.mark.slow
 def test_card_protocol_equals_a_one_sentence_at_a_time_loop(model, tiny_tokenizer):
     result = ev.evaluate(model, tiny_tokenizer, [SMALL, AGGREGATION], protocol="card", batch_tokens=24,
                          progress=False)

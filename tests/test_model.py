@@ -202,6 +202,7 @@ def test_rmsnorm_equals_a_hand_computation():
 
 # ---------------------------------------------------------------------------------- training
 
+@pytest.mark.slow
 def test_a_tiny_model_overfits_one_batch():
     cfg = tiny(dim=64, n_layers=2, n_heads=4, hidden_dim=128, vocab_size=64, max_seq_len=32)
     torch.manual_seed(0)
@@ -320,7 +321,7 @@ def test_init_std_without_scaled_residual_is_transformers_llama():
 
 # ---------------------------------------------------------------------------------- generation
 
-@pytest.mark.parametrize("n_kv_heads", [4, 2])
+@pytest.mark.parametrize("n_kv_heads", [pytest.param(4, marks=pytest.mark.slow), 2])  # 2: grouped-query
 def test_kv_cache_greedy_generate_equals_recomputing_the_full_forward(n_kv_heads):
     cfg = tiny(n_kv_heads=n_kv_heads, max_seq_len=64)
     model = build(cfg)

@@ -211,6 +211,7 @@ def test_whether_a_document_is_held_out_depends_on_its_text_alone(tmp_path):
 
 # ---------------------------------------------------------------------------- budgets
 
+@pytest.mark.slow
 def test_round_robin_gives_equal_bytes_per_source(tmp_path, data_dir):
     files = {f"en/{n}": head("en", n, 60_000) for n in ("ud_ewt.txt.gz", "commonvoice_en.txt.gz",
                                                       "gutenberg_children_en.txt.gz")}
@@ -235,7 +236,8 @@ def test_round_robin_gives_equal_bytes_per_source(tmp_path, data_dir):
     assert 120_000 <= sum(s["train_bytes"] for s in src.values()) < 120_000 + longest
 
 
-@pytest.mark.parametrize("unit", ["bytes", "words", "tokens", "eng_bytes"])
+@pytest.mark.parametrize("unit", [pytest.param("bytes", marks=pytest.mark.slow),
+                                  pytest.param("words", marks=pytest.mark.slow), "tokens", "eng_bytes"])
 def test_a_budget_in_each_unit_is_reached_and_passed_by_less_than_one_document(small_corpus, data_dir, tmp_path, unit, monkeypatch):
     monkeypatch.setattr(td, "GATHER_DOCS", 7)  # a token budget copies the chosen documents in blocks: many here
     budget = 20_000 if unit != "words" else 3_000
@@ -284,6 +286,7 @@ def test_amounts_have_decimal_prefixes_and_budgets_name_languages():
 
 # ---------------------------------------------------------------------------- determinism
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_output(small_corpus, tmp_path):
     def files(out):
         return {os.path.relpath(os.path.join(d, n), out): open(os.path.join(d, n), "rb").read()
@@ -349,6 +352,7 @@ def test_crlf_line_ends_give_the_same_tokens(tmp_path, data_dir, capsys):
     assert not any("\r" in d for d in documents(tmp_path / "y", "nld", "train"))
 
 
+@pytest.mark.slow
 def test_a_line_of_several_megabytes_is_kept_whole_as_one_document(tmp_path, data_dir, capsys):
     english = " ".join(real_lines("en", "commonvoice_en.txt.gz"))[:1_200_000]
     chinese = "".join(real_lines("zh", "commonvoice_zh.txt.gz"))[:300_000]  # ~0.9 MB without a single space
@@ -560,6 +564,7 @@ def test_the_model_a_card_preset_is_the_cards_tokenizer_and_data():
     assert str(e.value) == "command line: --model-a and --model-a-card: choose one"
 
 
+@pytest.mark.slow
 def test_model_a_card_data_holds_the_whole_2_mb_and_validates_on_the_cards_file(tmp_path):
     import json
     card = os.path.join(SHARED, "model_a_corpus")

@@ -146,6 +146,7 @@ def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, mon
     assert os.listdir(tmp_path) == ["ckpt.safetensors"]   # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_epochs_set_the_number_of_iterations(tiny_data, tmp_path):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--epochs=2", "--eval_interval=1000") == 0
@@ -155,6 +156,7 @@ def test_epochs_set_the_number_of_iterations(tiny_data, tmp_path):
     assert cfg["max_iters_resolved"] == -(-2 * n_windows * 32 // (4 * 32 * 2))
 
 
+@pytest.mark.slow
 def test_milestone_checkpoints_follow_the_babylm_schedule(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setattr(train, "MILESTONES", [1000, 2000, 3000, 10**9])  # scaled down: tokens, not millions
     out = str(tmp_path / "run")
@@ -255,6 +257,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
     assert kept_info["iter_num"] == good_info["iter_num"] and all(torch.equal(kept[k], good[k]) for k in good)
 
 
+@pytest.mark.slow
 def test_sample_py_generates_from_a_checkpoint(tiny_data, tmp_path):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=2") == 0
@@ -267,6 +270,7 @@ def test_sample_py_generates_from_a_checkpoint(tiny_data, tmp_path):
 
 # ----------------------------------------------------------------------------- what survives what
 
+@pytest.mark.slow
 def test_a_loss_gone_to_nan_between_logs_never_reaches_a_checkpoint(tiny_data, tmp_path, capsys):
     """log_interval=7 does not divide eval_interval=2: the checkpoint at an evaluation is refused
     when the loss since the last log (or the held-out loss) is not finite."""
@@ -290,6 +294,7 @@ def test_a_loss_gone_to_nan_before_any_save_says_no_checkpoint_was_saved(tiny_da
     assert not os.path.exists(os.path.join(out, "ckpt.safetensors"))
 
 
+@pytest.mark.slow
 def test_resuming_at_or_past_stop_iter_trains_nothing(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=10", "--stop_iter=4", "--log_interval=1") == 0
@@ -301,6 +306,7 @@ def test_resuming_at_or_past_stop_iter_trains_nothing(tiny_data, tmp_path, capsy
     assert max(r["iter"] for r in read_log(out, "train")) == 4
 
 
+@pytest.mark.slow
 def test_a_resumed_run_drops_the_log_records_it_redoes_and_stale_temporaries(tiny_data, tmp_path):
     """After a crash at step 7 (checkpoint at 5), the log holds records of steps 6 and 7 and a
     half-written temporary file may be left: resuming removes both, so iterations never go back."""
@@ -329,6 +335,7 @@ def test_an_out_dir_through_a_file_is_one_line(tiny_data, tmp_path, capsys):
                "cannot write the run folder")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_finish_the_step_save_and_exit_with_128_plus_the_signal(tiny_data, tmp_path, signum):
     out = str(tmp_path / "run")
