@@ -244,6 +244,7 @@ def test_cuda_asked_for_on_a_machine_without_it_is_one_line_and_writes_nothing(t
     assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=4", "--eval_interval=2", "--log_interval=1") == 0
