@@ -14,7 +14,7 @@ typological prior pi0 (`typological_prior`; the baselines in `static_prior`), an
 `normalized_excess_loss` (v1) or `cross_lingual_deficit` (v2), and byte-premium-adjusted budgets
 with an epoch cap (`unique_token_budget`). Each formula is in the docstring of the function that
 computes it; which update rule is right when, and the flaw of TAAM's published rule, are in
-results/mixer_notes.md, with the references (Auer et al. 2002 for EXP3, Freund & Schapire 1997 for
+results/taam/mixer_notes.md, with the references (Auer et al. 2002 for EXP3, Freund & Schapire 1997 for
 Hedge, Littell et al. 2017 for URIEL, Conneau et al. 2020 for temperature sampling, Arnett et al.
 2024 for the byte premium).
 """
@@ -139,7 +139,7 @@ def taam_update(log_w: np.ndarray, pi: np.ndarray, rewards: np.ndarray, eta: flo
 
     The 1/pi importance weight belongs to bandit feedback (see `exp3_update`); applied to
     full-information rewards it makes pi settle at pi_l ~ mean(r_l) (probability matching), and a
-    language with mean reward <= 0 falls to the structural floor (results/mixer_notes.md).
+    language with mean reward <= 0 falls to the structural floor (results/taam/mixer_notes.md).
     """
     log_w = log_w + eta * rewards / np.maximum(pi, 1e-12)
     return log_w - log_w.max()

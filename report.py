@@ -1,11 +1,11 @@
 """
 Plot and summarise training runs from their log.jsonl files.
 
-    python report.py out/model_a --png results/model_a_loss.png --json results/model_a_train.json
+    python report.py out/model_a --png results/model_a/model_a_loss.png --json results/model_a/model_a_train.json
     python report.py runs/a runs/b --png compare.png          # several runs on one plot
     python report.py runs/taam --mixer-png runs/taam/mixer.png   # a mixer run: pi, loss, epochs
     python report.py --study runs/taam_cpu/uniform runs/taam_cpu/taam_v2 ... \
-        --json results/taam_study.json --png results/taam_study.png   # the TAAM study (README, Results II)
+        --json results/taam/taam_study.json --png results/taam/taam_study.png   # the TAAM study (README, Results II)
 
 The PNG shows training loss and held-out loss (per language) against tokens seen. The JSON holds
 what the README's results tables quote: final training and held-out losses, tokens, wall-clock,

@@ -37,11 +37,11 @@ What happens, in order (steps 1-3 are in corpus.py, each step is one function):
 Chinese in Traditional script becomes Simplified with --zh-script simplified (OpenCC's t2s), before all
 of the above, so that a sentence in both scripts is one sentence.
 Every value is checked before any file is read. Everything is written to a hidden temporary folder next to
---out that becomes --out at the end (checkpoint.staged_folder), so a failure leaves nothing behind; the
+--out that becomes --out at the end (atomic.staged_folder), so a failure leaves nothing behind; the
 temporary folders of runs that were killed are removed at the start. An existing --out is only replaced
 with --force, and only if tokenize_data.py wrote it.
 
-Output (the README's "Data layout"):  <out>/meta.json, <out>/tokenizer.json (or .model / .tiktoken),
+Output (the layout is in data.py's docstring):  <out>/meta.json, <out>/tokenizer.json (or .model / .tiktoken),
 <out>/<lang>/train.bin, <out>/<lang>/val.bin  -- read with np.memmap(path, dtype=meta["dtype"], mode="r").
 """
 

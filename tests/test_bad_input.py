@@ -346,6 +346,7 @@ def test_at_least_forty_cases_cover_every_command():
                                                    "report", "mixer"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, argv", [
     ("eval_blimp.py", lambda w: [w["evil"], "--suite", w["pairs"]]),
     ("export_hf.py", lambda w: [w["evil"], w["root"] + "/exported"]),

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from checkpoint import read_info
 from conftest import ROOT, checkpoint_weights
 from test_train import TINY_MODEL
+
+pytestmark = pytest.mark.slow  # subprocesses that train (minutes on 2 cores): the full suite only
 
 STEPS = 100
 COMMON = [*TINY_MODEL, f"--max_iters={STEPS}", "--eval_interval=4", "--log_interval=1", "--lr=3e-3"]

@@ -4,7 +4,7 @@ The fast path on a GPU: bf16 and fp16 autocast, torch.compile, flash attention, 
     python -m pytest -m cuda tests/test_cuda.py                        # on a machine with a CUDA GPU
     CUDA_TESTS_ON_CPU=1 python -m pytest -m cuda tests/test_cuda.py    # the same code on the CPU: a dry run
 
-Without a GPU every test here is skipped (CI has none); bench/gpu_check.py runs them when a GPU is
+Without a GPU every test here is skipped (CI has none); tools/gpu_check.py runs them when a GPU is
 lent. CUDA_TESTS_ON_CPU=1 runs them on the CPU instead, so that a mistake in a test is found before
 a GPU minute is spent on it; it proves nothing about CUDA.
 

@@ -15,6 +15,8 @@ from checkpoint import read_info
 from conftest import ROOT, checkpoint_weights
 from test_train import TINY_MODEL, read_log
 
+pytestmark = pytest.mark.slow  # subprocesses that train (minutes on 2 cores): the full suite only
+
 # dropout off: one process and two ranks cannot draw the same dropout masks
 COMMON = [*[a for a in TINY_MODEL if not a.startswith("--dropout")], "--lr=3e-3", "--eval_interval=3",
           "--log_interval=1", "--max_iters=6", "--batch_size=4"]

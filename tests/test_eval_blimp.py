@@ -391,7 +391,7 @@ def test_a_sentence_longer_than_the_context_is_an_error_not_a_truncation(tmp_pat
     assert ev.evaluate(short, tiny_tokenizer, path, progress=False)["suites"]["fits"]["total"]["n"] == 1
 
 
-def test_missing_files_and_unknown_suites(tmp_path, model, tiny_tokenizer):
+def test_a_missing_file_or_unknown_suite_fails_before_any_suite_is_scored(tmp_path, model, tiny_tokenizer):
     missing = str(tmp_path / "nope.jsonl")
     with pytest.raises(SystemExit, match="nope.jsonl: no such file or folder, and not a suite"):
         ev.evaluate(model, tiny_tokenizer, missing, progress=False)
@@ -435,6 +435,7 @@ SUITE_SIZES = {  # pairs, paradigms (SOURCES.md)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suite", list(SUITE_SIZES))
 def test_named_suites_read_the_shared_data(suite):
     if not os.path.isdir(SHARED_DATA):
@@ -473,6 +474,7 @@ def card_credits(model, tokenizer, path):
     return credits
 
 
+@pytest.mark.slow
 def test_card_protocol_equals_a_one_sentence_at_a_time_loop(model, tiny_tokenizer):
     result = ev.evaluate(model, tiny_tokenizer, [SMALL, AGGREGATION], protocol="card", batch_tokens=24,
                          progress=False)
@@ -613,7 +615,7 @@ def write_table(path, header, rows, delimiter):
                                       ("grammatical", "ungrammatical"), ("acceptable", "unacceptable"),
                                       ("Sentence_Good", "BAD")])
 @pytest.mark.parametrize("ending", [".csv", ".tsv", ".csv.gz"])
-def test_csv_and_tsv_with_each_recognised_header(tmp_path, good, bad, ending):
+def test_csv_and_tsv_files_are_read_under_each_recognised_header(tmp_path, good, bad, ending):
     delimiter = "\t" if ".tsv" in ending else ","
     path = write_table(tmp_path / f"agreement{ending}", ["label", good, bad],
                        [["1", g, b] for g, b in THREE_PAIRS], delimiter)
@@ -634,7 +636,7 @@ def test_a_csv_file_scores_as_the_same_pairs_in_jsonl(tmp_path, model, tiny_toke
     assert a["paradigms"] == b["paradigms"] and a["total"] == b["total"]
 
 
-def test_a_paradigm_column_and_group_columns_and_a_folder_of_tables(tmp_path):
+def test_a_folder_of_tables_takes_paradigms_and_fields_from_columns_or_file_names(tmp_path):
     folder = tmp_path / "mine"
     os.makedirs(folder / "sub")
     write_table(folder / "one.csv", ["UID", "Field", "good", "bad"],

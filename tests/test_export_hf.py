@@ -141,7 +141,7 @@ def hf_load(folder, **kw):
 # the model
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("shape", [pytest.param("model_a", marks=pytest.mark.slow), "gqa", "tied"])
 def test_transformers_logits_equal_ours_at_positions_0_to_127(shape, tokenizer, tmp_path):
     model = random_model(SHAPES[shape])
     ckpt = save_ckpt(str(tmp_path / "run" / "ckpt.safetensors"), model, tokenizer)
@@ -307,7 +307,7 @@ def unseen_lines(per_file: int = 60) -> list:
                     "Ünïcödé ÉCOLE naïve", "tab\tand\u00a0nbsp", "emoji 🦜 𠀀"]
 
 
-@pytest.mark.parametrize("model_type", ["bpe", "unigram"])
+@pytest.mark.parametrize("model_type", ["bpe", pytest.param("unigram", marks=pytest.mark.slow)])
 def test_a_sentencepiece_tokenizer_exports_with_our_ids(model_type, tmp_path):
     texts = [t for lang in LANGS for t in corpus_lines(lang, 0, 100)]
     tok = train_tokenizer(texts, "spm", 3000, model_type, 0.98)
@@ -319,6 +319,7 @@ def test_a_sentencepiece_tokenizer_exports_with_our_ids(model_type, tmp_path):
     assert (back.backend, back.blob, back.bos_input) == ("spm", tok.blob, True)
 
 
+@pytest.mark.slow
 def test_a_sentencepiece_model_made_like_the_original_llamas_exports_with_its_ids(tmp_path):
     """The original LLaMA tokenizer's settings: BPE, a dummy prefix (a "▁" before the text), <unk> <s> </s> as
     ids 0 1 2 and no padding token."""
@@ -489,6 +490,7 @@ def make_run(run, tokenizer):
     return models
 
 
+@pytest.mark.slow
 def test_all_makes_one_repo_with_a_loading_branch_per_checkpoint(tokenizer, tmp_path):
     run, repo = str(tmp_path / "run"), str(tmp_path / "repo")
     models = make_run(run, tokenizer)

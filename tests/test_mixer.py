@@ -95,6 +95,7 @@ def test_structural_floor_for_the_defaults_is_0_0783():
 MU = np.array([0.2, 0.5, 0.8])  # a 3-armed Bernoulli bandit
 
 
+@pytest.mark.slow
 def test_textbook_exp3_has_mean_regret_within_the_auer_bound():
     """Auer et al. 2002, Cor. 3.2: with gamma = min(1, sqrt(K ln K / ((e-1) g))) and eta = gamma/K,
     G_max - E[G_exp3] <= 2 sqrt(e-1) sqrt(g K ln K), here g = T (rewards in [0, 1])."""
@@ -173,6 +174,7 @@ def test_v1_starves_the_plateaued_language_at_the_floor_while_v2_gives_it_the_mo
     assert max(v2, key=v2.get) == "zho" and v2["zho"] > 0.5
 
 
+@pytest.mark.slow
 def test_the_typological_prior_gives_the_documented_numbers():
     pi0, iso, D = typological_prior(LANGS, temperature=0.5, floor=0.10)
     np.testing.assert_allclose(pi0, [0.3213, 0.3227, 0.3560], atol=5e-5)   # README, `mixer.py prior`

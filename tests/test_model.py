@@ -51,7 +51,7 @@ def model_a():
 
 # ---------------------------------------------------------------------------------- shapes
 
-def test_shapes_of_training_and_inference_paths():
+def test_training_gives_logits_at_every_position_and_inference_at_the_last():
     cfg = tiny()
     model = build(cfg)
     idx = torch.randint(0, cfg.vocab_size, (3, 10))
@@ -202,6 +202,7 @@ def test_rmsnorm_equals_a_hand_computation():
 
 # ---------------------------------------------------------------------------------- training
 
+@pytest.mark.slow
 def test_a_tiny_model_overfits_one_batch():
     cfg = tiny(dim=64, n_layers=2, n_heads=4, hidden_dim=128, vocab_size=64, max_seq_len=32)
     torch.manual_seed(0)
@@ -242,7 +243,7 @@ def model_a_param_formula(d=384, L=6, h=1536, V=16000, tied=False):
     return V * d + L * per_layer + d + (0 if tied else V * d)  # embedding, blocks, final norm, output
 
 
-def test_model_a_parameter_count(model_a):
+def test_model_a_has_26_448_768_parameters_as_the_formula_counts(model_a):
     n = model_a.num_params()
     assert n == model_a_param_formula() == 26_448_768
     assert abs(n - 26.4e6) <= 0.3e6
@@ -295,7 +296,7 @@ def test_the_fused_adamw_step_equals_the_textbook_one():
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_init_std(model_a):
+def test_init_draws_matrices_at_0_02_and_residual_projections_at_0_02_over_sqrt_2_layers(model_a):
     L = 6
     small = 0.02 / math.sqrt(2 * L)
     for name, p in model_a.named_parameters():
@@ -320,7 +321,7 @@ def test_init_std_without_scaled_residual_is_transformers_llama():
 
 # ---------------------------------------------------------------------------------- generation
 
-@pytest.mark.parametrize("n_kv_heads", [4, 2])
+@pytest.mark.parametrize("n_kv_heads", [pytest.param(4, marks=pytest.mark.slow), 2])  # 2: grouped-query
 def test_kv_cache_greedy_generate_equals_recomputing_the_full_forward(n_kv_heads):
     cfg = tiny(n_kv_heads=n_kv_heads, max_seq_len=64)
     model = build(cfg)
@@ -486,7 +487,7 @@ def test_bad_config_raises_a_clear_value_error():
         ModelConfig(dim=36, n_heads=4)  # head size 9
 
 
-def test_estimate_mfu_with_explicit_peak_flops(model_a):
+def test_mfu_is_palms_flops_per_token_times_tokens_per_s_over_the_peak(model_a):
     d, L, T, V = 384, 6, 512, 16000
     n_matmul = model_a_param_formula() - V * d  # the embedding lookup is not a matmul
     flops_per_token = 6 * n_matmul + 12 * L * d * T  # PaLM appendix B

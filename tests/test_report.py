@@ -52,6 +52,7 @@ def test_run_summary_quotes_the_last_records_of_the_log(tmp_path):
                  "mean_tok_per_s": 550.0, "wall_clock_s": 5.0, "device": "cpu", "dtype": "float32"}
 
 
+@pytest.mark.slow
 def test_mixer_plot_draws_pi_and_loss_from_the_run_log(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     run = write_run(tmp_path / "run", make_data(tmp_path / "data"))

@@ -213,6 +213,7 @@ def test_whether_a_document_is_held_out_depends_on_its_text_alone(tmp_path):
 
 # ---------------------------------------------------------------------------- budgets
 
+@pytest.mark.slow
 def test_round_robin_gives_equal_bytes_per_source(tmp_path, data_dir):
     files = {f"en/{n}": head("en", n, 60_000) for n in ("ud_ewt.txt.gz", "commonvoice_en.txt.gz",
                                                       "gutenberg_children_en.txt.gz")}
@@ -237,8 +238,9 @@ def test_round_robin_gives_equal_bytes_per_source(tmp_path, data_dir):
     assert 120_000 <= sum(s["train_bytes"] for s in src.values()) < 120_000 + longest
 
 
-@pytest.mark.parametrize("unit", ["bytes", "words", "tokens", "eng_bytes"])
-def test_budget_in_each_unit(small_corpus, data_dir, tmp_path, unit, monkeypatch):
+@pytest.mark.parametrize("unit", [pytest.param("bytes", marks=pytest.mark.slow),
+                                  pytest.param("words", marks=pytest.mark.slow), "tokens", "eng_bytes"])
+def test_a_budget_in_each_unit_is_reached_and_passed_by_less_than_one_document(small_corpus, data_dir, tmp_path, unit, monkeypatch):
     monkeypatch.setattr(td, "GATHER_DOCS", 7)  # a token budget copies the chosen documents in blocks: many here
     budget = 20_000 if unit != "words" else 3_000
     meta = run(small_corpus[0], tmp_path / unit, "--tokenizer", data_dir, "--budget", budget, "--unit", unit)
@@ -286,6 +288,7 @@ def test_amounts_have_decimal_prefixes_and_budgets_name_languages():
 
 # ---------------------------------------------------------------------------- determinism
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_output(small_corpus, tmp_path):
     def files(out):
         return {os.path.relpath(os.path.join(d, n), out): open(os.path.join(d, n), "rb").read()
@@ -314,7 +317,7 @@ def test_invalid_utf8_fails_naming_file_and_line_or_is_skipped(tmp_path, data_di
     assert documents(tmp_path / "y", "eng", "train") == ["a good line", "another line"]
 
 
-def test_empty_files_and_languages(tmp_path, data_dir, capsys):
+def test_an_empty_file_is_skipped_and_an_empty_language_is_one_line(tmp_path, data_dir, capsys):
     corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one", "two", "three"], "en/empty.txt": b"",
                                           "en/blank.txt.gz": b"\n  \n\n"})
     meta = run(corpus, tmp_path / "x", "--tokenizer", data_dir)
@@ -331,7 +334,7 @@ def test_empty_files_and_languages(tmp_path, data_dir, capsys):
     assert "no .txt, .txt.gz, .train or .dev files" in str(e.value)
 
 
-def test_unknown_language_folder(tmp_path, data_dir):
+def test_an_unknown_language_folder_is_refused_unless_the_languages_are_chosen(tmp_path, data_dir):
     corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one"], "xx/a.txt": ["un"]})
     with pytest.raises(SystemExit) as e:
         run(corpus, tmp_path / "x", "--tokenizer", data_dir)
@@ -351,7 +354,8 @@ def test_crlf_line_ends_give_the_same_tokens(tmp_path, data_dir, capsys):
     assert not any("\r" in d for d in documents(tmp_path / "y", "nld", "train"))
 
 
-def test_a_line_of_several_megabytes(tmp_path, data_dir, capsys):
+@pytest.mark.slow
+def test_a_line_of_several_megabytes_is_kept_whole_as_one_document(tmp_path, data_dir, capsys):
     english = " ".join(real_lines("en", "commonvoice_en.txt.gz"))[:1_200_000]
     chinese = "".join(real_lines("zh", "commonvoice_zh.txt.gz"))[:300_000]  # ~0.9 MB without a single space
     huge = english + chinese
@@ -391,7 +395,7 @@ def test_the_next_run_removes_what_a_killed_run_left(tmp_path, data_dir):
 
 # ---------------------------------------------------------------------------- other backends
 
-def test_sentencepiece_backend(small_corpus, tmp_path):
+def test_the_sentencepiece_backend_round_trips_real_text_and_travels_as_plain_data(small_corpus, tmp_path):
     out = tmp_path / "spm"
     meta = run(small_corpus[0], out, "--backend", "spm", "--vocab-size", 3000, "--spm-character-coverage", 0.98,
                "--budget", "15K")
@@ -561,6 +565,7 @@ def test_the_model_a_card_preset_is_the_cards_tokenizer_and_data():
     assert str(e.value) == "command line: --model-a and --model-a-card: choose one"
 
 
+@pytest.mark.slow
 def test_model_a_card_data_holds_the_whole_2_mb_and_validates_on_the_cards_file(tmp_path):
     import json
     card = os.path.join(SHARED, "model_a_corpus")

@@ -62,6 +62,7 @@ def card():
 
 # ---------------------------------------------------------------------------- tiktoken gives the same ids
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "nl", "zh"])
 def test_tiktoken_gives_the_ids_of_tokenizers_on_every_line_of_the_corpora(ours, lang):
     assert ours.encoder == "tiktoken" and ours.encoder_note == ""
@@ -70,7 +71,8 @@ def test_tiktoken_gives_the_ids_of_tokenizers_on_every_line_of_the_corpora(ours,
     assert ours.encode_batch(texts) == reference(ours, texts)
 
 
-def test_with_the_cards_normalizer_too_on_its_corpus_and_on_a_quarter_of_the_others(card):
+@pytest.mark.slow
+def test_tiktoken_gives_the_ids_of_tokenizers_with_the_cards_normalizer_too(card):
     """The normalizer runs in Python first (ASCII by a shortcut, the rest by `tokenizers`' own normalizer);
     tiktoken then encodes: the same ids as `tokenizers` with its normalizer, in Dutch and Chinese as well."""
     assert card.encoder == "tiktoken" and card.normalizer == "nfd_lower_strip"
@@ -78,6 +80,7 @@ def test_with_the_cards_normalizer_too_on_its_corpus_and_on_a_quarter_of_the_oth
     assert card.encode_batch(texts) == reference(card, texts)
 
 
+@pytest.mark.slow
 def test_a_tokenizer_tiktoken_cannot_take_is_encoded_by_tokenizers_with_a_note(ours):
     spec = json.loads(ours.blob)
     spec["model"]["byte_fallback"] = True
@@ -89,6 +92,7 @@ def test_a_tokenizer_tiktoken_cannot_take_is_encoded_by_tokenizers_with_a_note(o
 
 # ---------------------------------------------------------------------------- documents and BOS
 
+@pytest.mark.slow
 def test_documents_get_bos_by_the_tokenizers_rule_and_long_ones_are_cut_exactly(ours, card):
     long_english = " ".join(CORPORA["en"][:3000])           # ~250 KB: cut at spaces, as the whole encodes
     long_chinese = "".join(CORPORA["zh"][:3000])            # no spaces: cut at PIECE_CHARS
@@ -168,6 +172,7 @@ def test_the_card_recipe_keeps_the_cards_16000_ids_and_adds_what_makes_any_text_
     assert card.decode(card.encode(odd)) == card.normalize(odd)
 
 
+@pytest.mark.slow
 def test_a_normalizer_tokenizers_may_hold_but_we_do_not_name_is_still_applied(ours):
     spec = json.loads(ours.blob)
     spec["normalizer"] = {"type": "Lowercase"}

@@ -1,4 +1,4 @@
-"""train.py and configurator.py, as a user meets them."""
+"""train.py as a user meets it (configurator.py: tests/test_configurator.py)."""
 
 import json
 import os
@@ -6,15 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import ROOT, checkpoint_weights, write_data_dir, synthetic_text
-from configurator import load_config
 from dataclasses import asdict
 from model import ModelConfig, Transformer
 import checkpoint
@@ -33,118 +30,6 @@ def run_train(data_dir, out_dir, *extra):
 def read_log(out_dir, kind):
     with open(os.path.join(out_dir, "log.jsonl")) as f:
         return [r for r in map(json.loads, f) if r["kind"] == kind]
-
-
-# ----------------------------------------------------------------------------- configurator
-
-@dataclass
-class A:
-    lr: float = 0.1
-    steps: int = 10
-    name: str = "x"
-    init_from: Optional[str] = "ckpt.pt"
-    flag: bool = False
-
-
-@dataclass
-class B:
-    width: int = 4
-
-
-def test_config_file_then_command_line_later_wins(tmp_path):
-    cfg_file = tmp_path / "c.py"
-    cfg_file.write_text("lr = 0.5\nwidth = 8\nimport math\n_private = 3\n")
-    (a, b), explicit = load_config([str(cfg_file), "--lr=1e-3"], A, B)
-    assert a.lr == 1e-3 and b.width == 8 and explicit == {"lr", "width"}
-
-
-def test_config_int_is_accepted_for_float_and_stays_float():
-    (a, _), _ = load_config(["--lr=1"], A, B)
-    assert a.lr == 1.0 and isinstance(a.lr, float)
-
-
-def test_config_none_can_be_set_and_overridden(tmp_path):
-    cfg_file = tmp_path / "c.py"
-    cfg_file.write_text("init_from = None\n")
-    (a, _), _ = load_config([str(cfg_file)], A, B)
-    assert a.init_from is None
-    (a, _), _ = load_config([str(cfg_file), "--init_from=other.pt"], A, B)
-    assert a.init_from == "other.pt"
-    (a, _), _ = load_config(["--init_from=None"], A, B)
-    assert a.init_from is None
-
-
-def test_config_value_may_contain_equals_and_bare_flag_is_true():
-    (a, _), _ = load_config(["--name=a=b=c", "--flag"], A, B)
-    assert a.name == "a=b=c" and a.flag is True
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--lrr=1"], "unknown config key 'lrr'; did you mean 'lr'?"),
-    (["--steps=1.5"], "steps must be int"),
-    (["--steps=None"], "steps cannot be None"),
-    (["--flag=3"], "flag must be True or False"),
-    (["--lr=abc"], "is not a valid float"),
-])
-def test_config_mistakes_fail_with_one_clear_line(argv, message):
-    with pytest.raises(SystemExit) as e:
-        load_config(argv, A, B)
-    assert message in str(e.value) and "\n" not in str(e.value)
-
-
-def test_keys_may_be_spelt_with_dashes_and_take_their_value_as_the_next_argument():
-    (a, b), explicit = load_config(["--init-from", "other.pt", "--flag", "--width", "7"], A, B)
-    assert a.init_from == "other.pt" and a.flag is True and b.width == 7 and explicit == {"init_from", "flag", "width"}
-    with pytest.raises(SystemExit, match="--width needs a value"):
-        load_config(["--width"], A, B)
-
-
-def test_a_run_length_on_the_command_line_replaces_the_config_files():
-    """config/model_a.py sets epochs; --max_iters=100 on the command line means 100 iterations, not an error."""
-    (_, cfg, _), explicit = load_config([os.path.join(ROOT, "config", "model_a.py"), "--max_iters=100"],
-                                        train.ModelConfig, train.TrainConfig, train.MixerConfig, exclusive=[train.RUN_LENGTH])
-    assert cfg.max_iters == 100 and cfg.epochs is None and "epochs" not in explicit
-    (_, cfg, _), _ = load_config(["--max_tokens=5000", "--epochs=2"], train.ModelConfig, train.TrainConfig,
-                                 train.MixerConfig, exclusive=[train.RUN_LENGTH])
-    assert cfg.epochs == 2.0 and cfg.max_tokens is None
-
-
-def test_config_unknown_key_in_a_file_names_the_file(tmp_path):
-    cfg_file = tmp_path / "c.py"
-    cfg_file.write_text("widht = 3\n")
-    with pytest.raises(SystemExit, match=r"c\.py: unknown config key 'widht'; did you mean 'width'\?"):
-        load_config([str(cfg_file)], A, B)
-
-
-def test_shipped_configs_load():
-    for name in sorted(os.listdir(os.path.join(ROOT, "config"))):
-        if name.endswith(".py"):
-            load_config([os.path.join(ROOT, "config", name)], train.ModelConfig, train.TrainConfig, train.MixerConfig)
-
-
-def test_every_results_variant_is_a_valid_config():
-    """results/run_model_a_card_levers.sh runs for hours; a mistyped flag in its table must fail here, not
-    after the variants before it have trained."""
-    with open(os.path.join(ROOT, "results", "run_model_a_card_levers.sh")) as f:
-        script = f.read()
-    three = script.split('THREE="', 1)[1].split('"', 1)[0]
-    rows = [line.split("|") for line in script.split('VARIANTS="', 1)[1].split('"', 1)[0].strip().splitlines()]
-    assert len(rows) >= 10 and len({name for name, *_ in rows}) == len(rows)
-    for name, flags, seeds, full in rows:
-        argv = [os.path.join(ROOT, "config", "model_a_card.py"), *flags.replace("$THREE", three).split()]
-        model_cfg, cfg, _, explicit = train.read_config(argv)
-        assert explicit >= {a[2:].split("=")[0] for a in argv[1:]}, name
-        assert seeds.split() and full in ("0", "1"), name
-        if "--grad_accum=2" in flags:  # 32 samples a step: half the card's 64
-            assert cfg.batch_size * cfg.grad_accum == 32, name
-
-
-def test_model_a_config_has_the_reference_shape_and_26M_parameters():
-    (model_cfg, cfg, _), _ = load_config([os.path.join(ROOT, "config", "model_a.py")],
-                                         train.ModelConfig, train.TrainConfig, train.MixerConfig)
-    n = train.Transformer(model_cfg).num_params()
-    assert abs(n - 26.4e6) < 0.3e6
-    assert (cfg.lr, cfg.warmup_iters, cfg.batch_size, cfg.grad_accum, cfg.epochs) == (3e-4, 200, 16, 4, 5.0)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -217,6 +102,7 @@ def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, mon
     assert os.listdir(tmp_path) == ["ckpt.safetensors"]   # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_epochs_set_the_number_of_iterations(tiny_data, tmp_path):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--epochs=2", "--eval_interval=1000") == 0
@@ -226,6 +112,7 @@ def test_epochs_set_the_number_of_iterations(tiny_data, tmp_path):
     assert cfg["max_iters_resolved"] == -(-2 * n_windows * 32 // (4 * 32 * 2))
 
 
+@pytest.mark.slow
 def test_milestone_checkpoints_follow_the_babylm_schedule(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setattr(train, "MILESTONES", [1000, 2000, 3000, 10**9])  # scaled down: tokens, not millions
     out = str(tmp_path / "run")
@@ -244,28 +131,28 @@ def fails_with(capsys, argv, message):
     assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
-def test_missing_data_folder(tmp_path, capsys):
+def test_a_missing_data_folder_is_one_line_naming_it(tmp_path, capsys):
     fails_with(capsys, [f"--data_dir={tmp_path}/nothing", "--max_iters=1"], "no meta.json")
 
 
-def test_vocab_smaller_than_the_token_ids(tiny_data, tmp_path, capsys):
+def test_a_vocab_smaller_than_the_token_ids_is_one_line(tiny_data, tmp_path, capsys):
     fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/o", *TINY_MODEL, "--vocab_size=100", "--max_iters=1"],
                "but the model's vocab_size is 100")
 
 
-def test_inconsistent_shapes(tiny_data, tmp_path, capsys):
+def test_a_dim_that_n_heads_does_not_divide_is_one_line(tiny_data, tmp_path, capsys):
     fails_with(capsys, [f"--data_dir={tiny_data}", *TINY_MODEL, "--n_heads=5", "--max_iters=1"],
                "dim=32 is not divisible by n_heads=5")
 
 
-def test_resume_with_another_model_shape(tiny_data, tmp_path, capsys):
+def test_resuming_with_another_model_shape_names_the_field_that_differs(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=2") == 0
     fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={out}", *TINY_MODEL, "--dim=64", "--max_iters=4", "--resume"],
                "checkpoint has another architecture than the config (dim: config 64, checkpoint 32)")
 
 
-def test_init_from_a_run_drawn_with_another_init(tiny_data, tmp_path):
+def test_init_from_loads_the_checkpoints_weights_whatever_init_and_dropout_are_set(tiny_data, tmp_path):
     """scaled_residual_init only decides how fresh weights are drawn and dropout only how they are
     trained: loading a checkpoint under other values is not a change of architecture, and the loaded
     weights are the checkpoint's."""
@@ -279,7 +166,7 @@ def test_init_from_a_run_drawn_with_another_init(tiny_data, tmp_path):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-9, msg=name)  # lr 1e-12: two steps move nothing
 
 
-def test_empty_token_file(tiny_data, tmp_path, capsys):
+def test_an_empty_token_file_is_one_line(tiny_data, tmp_path, capsys):
     open(os.path.join(tiny_data, "eng", "train.bin"), "wb").close()
     fails_with(capsys, [f"--data_dir={tiny_data}", *TINY_MODEL, "--max_iters=1"], "missing or empty token file")
 
@@ -313,12 +200,13 @@ def test_an_invalid_config_value_stops_before_any_file_is_written(tiny_data, tmp
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
-def test_cuda_asked_for_on_a_machine_without_it(tiny_data, tmp_path, capsys):
+def test_cuda_asked_for_on_a_machine_without_it_is_one_line_and_writes_nothing(tiny_data, tmp_path, capsys):
     fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/run", *TINY_MODEL, "--max_iters=2",
                         "--device=cuda"], "device='cuda' but this machine has no CUDA GPU")
     assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=4", "--eval_interval=2", "--log_interval=1") == 0
@@ -332,6 +220,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
     assert kept_info["iter_num"] == good_info["iter_num"] and all(torch.equal(kept[k], good[k]) for k in good)
 
 
+@pytest.mark.slow
 def test_sample_py_generates_from_a_checkpoint(tiny_data, tmp_path):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=2") == 0
@@ -344,6 +233,7 @@ def test_sample_py_generates_from_a_checkpoint(tiny_data, tmp_path):
 
 # ----------------------------------------------------------------------------- what survives what
 
+@pytest.mark.slow
 def test_a_loss_gone_to_nan_between_logs_never_reaches_a_checkpoint(tiny_data, tmp_path, capsys):
     """log_interval=7 does not divide eval_interval=2: the checkpoint at an evaluation is refused
     when the loss since the last log (or the held-out loss) is not finite."""
@@ -367,6 +257,7 @@ def test_a_loss_gone_to_nan_before_any_save_says_no_checkpoint_was_saved(tiny_da
     assert not os.path.exists(os.path.join(out, "ckpt.safetensors"))
 
 
+@pytest.mark.slow
 def test_resuming_at_or_past_stop_iter_trains_nothing(tiny_data, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=10", "--stop_iter=4", "--log_interval=1") == 0
@@ -378,6 +269,7 @@ def test_resuming_at_or_past_stop_iter_trains_nothing(tiny_data, tmp_path, capsy
     assert max(r["iter"] for r in read_log(out, "train")) == 4
 
 
+@pytest.mark.slow
 def test_a_resumed_run_drops_the_log_records_it_redoes_and_stale_temporaries(tiny_data, tmp_path):
     """After a crash at step 7 (checkpoint at 5), the log holds records of steps 6 and 7 and a
     half-written temporary file may be left: resuming removes both, so iterations never go back."""
@@ -440,6 +332,7 @@ def test_an_out_dir_through_a_file_is_one_line(tiny_data, tmp_path, capsys):
                "cannot write the run folder")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_finish_the_step_save_and_exit_with_128_plus_the_signal(tiny_data, tmp_path, signum):
     out = str(tmp_path / "run")

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Beyond the card (results/README.md, "Beyond the card, on the same 2 MB"): every variant of the table
+# there, two seeds each (three for the GPT-2 init and 32 a step), scored on BLiMP's fast set under the
+# card's protocol and ours; each writes results/model_a_card/<name>.json. ~25 min a variant with two seeds at once on 2 CPU cores,
+# ~8 h for all of them.
+#
+#   bash results/model_a_card/run_model_a_card_levers.sh                                  # all of them, in order
+#   bash results/model_a_card/run_model_a_card_levers.sh model_a_card_lever_batch32 ...   # the ones named
+#
+# Each variant is results/model_a_card/run_model_a_card.sh with its flags, so what is finished is skipped and an
+# interrupted run resumes. Run two at once (one thread each) to use both cores, as the published runs did:
+#   OMP_NUM_THREADS=1 SEEDS=1 bash results/model_a_card/run_model_a_card_levers.sh NAME & OMP_NUM_THREADS=1 SEEDS=2 bash ...
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# name | flags on top of config/model_a_card.py | seeds | FULL (1: also full BLiMP, filtered, supplement)
+THREE="--epochs=3 --data_dir=data/model_a_card_8k"   # the card's init, 3 of its 5 epochs, an 8k vocabulary
+VARIANTS="
+model_a_card_gpt2init|--scaled_residual_init=True|1 2 3|1
+model_a_card_3ep|--epochs=3 --scaled_residual_init=True|1 2|1
+model_a_card_3ep_8k|$THREE --scaled_residual_init=True|1 2|0
+model_a_card_3ep_8k_hfinit|$THREE|1 2|0
+model_a_card_lever_4k|--epochs=3 --data_dir=data/model_a_card_4k|1 2|0
+model_a_card_lever_lr1e3|$THREE --lr=1e-3|1 2|0
+model_a_card_lever_tied|$THREE --tie_embeddings=True|1 2|0
+model_a_card_lever_dim256|$THREE --dim=256 --n_heads=4 --hidden_dim=1024|1 2|0
+model_a_card_lever_batch32|$THREE --grad_accum=2|1 2 3|0
+model_a_card_lever_batch16|$THREE --grad_accum=1|1 2|0
+model_a_card_lever_batch32_lr6e4|$THREE --grad_accum=2 --lr=6e-4|1 2|0
+model_a_card_lever_batch32_4ep_drop|--epochs=4 --data_dir=data/model_a_card_8k --grad_accum=2 --dropout=0.1|1 2|0
+model_a_card_lever_batch32_8l|$THREE --grad_accum=2 --n_layers=8|1 2|0
+model_a_card_lever_batch32_wd05|$THREE --grad_accum=2 --weight_decay=0.5|1 2|0
+"
+
+names=$(echo "$VARIANTS" | cut -d'|' -f1)
+for want in "$@"; do
+    grep -qx "$want" <<< "$names" || { echo "run_model_a_card_levers.sh: no variant named '$want' (the variants: $(echo $names))" >&2; exit 2; }
+done
+
+[ -d data/model_a_card_8k ] || python tokenize_data.py --model-a-card --vocab-size 8000 --out data/model_a_card_8k
+[ -d data/model_a_card_4k ] || python tokenize_data.py --model-a-card --vocab-size 4000 --out data/model_a_card_4k
+
+while IFS='|' read -r name flags seeds full; do
+    [ -n "$name" ] || continue
+    [ $# = 0 ] || [[ " $* " == *" $name "* ]] || continue
+    EXTRA="$flags --compile=True" NAME="$name" SEEDS="${SEEDS:-$seeds}" FULL="$full" bash results/model_a_card/run_model_a_card.sh </dev/null
+done <<< "$VARIANTS"
