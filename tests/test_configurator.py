@@ -29,7 +29,7 @@ class B:
 
 def test_config_file_then_command_line_later_wins(tmp_path):
     cfg_file = tmp_path / "c.py"
-    cfg_file.write_text("lr = 0.5\nwidth = 8\nimport math\n_private = 3\n")
+    cfg_file.write_text('"""A docstring is allowed."""\nlr = 0.5\nwidth = 4 * 2\n')
     (a, b), explicit = load_config([str(cfg_file), "--lr=1e-3"], A, B)
     assert a.lr == 1e-3 and b.width == 8 and explicit == {"lr", "width"}
 
@@ -132,3 +132,31 @@ def test_model_a_config_has_the_reference_shape_and_26M_parameters():
     n = train.Transformer(model_cfg).num_params()
     assert abs(n - 26.4e6) < 0.3e6
     assert (cfg.lr, cfg.warmup_iters, cfg.batch_size, cfg.grad_accum, cfg.epochs) == (3e-4, 200, 16, 4, 5.0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("import os\nos.system('touch {marker}')\n", "c.py:1: import is not allowed in a config file"),
+    ("lr = 0.1\n__import__('os').system('touch {marker}')\n", "c.py:2: a call of __import__('os').system is not allowed"),
+    ("lr = __import__('os').system('touch {marker}')\n", "c.py:1: a call of __import__('os').system is not allowed"),
+    ("while True:\n    pass\n", "c.py:1: a while loop is not allowed"),
+    ("width = lr\n", "c.py:1: a name (lr) is not allowed in a config value"),
+    ("lr = 10 ** 10 ** 9\n", "c.py:1: exponent 1000000000 is too large"),
+    ("lr = 'a' * 3\n", "c.py:1: arithmetic on str 'a'"),
+    ("lr = (\n", "c.py:1: not a config file"),
+])
+def test_a_config_file_is_parsed_never_run(tmp_path, text, message):
+    """Nothing in a config file runs: an import, a call or a loop is one line naming the file and line."""
+    marker = tmp_path / "code_ran"
+    cfg_file = tmp_path / "c.py"
+    cfg_file.write_text(text.format(marker=marker))
+    with pytest.raises(SystemExit) as e:
+        load_config([str(cfg_file)], A, B)
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+    assert not marker.exists()
+
+
+def test_config_values_may_be_literals_and_arithmetic_on_numbers(tmp_path):
+    cfg_file = tmp_path / "c.py"
+    cfg_file.write_text("lr = 3e-4 / 10\nsteps = 6 * 64\nwidth = -(2 ** 3) + 16\nname = 'x'\ninit_from = None\n")
+    (a, b), _ = load_config([str(cfg_file)], A, B)
+    assert (a.lr, a.steps, b.width, a.name, a.init_from) == (3e-4 / 10, 384, 8, "x", None)

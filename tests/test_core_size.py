@@ -25,6 +25,8 @@ CORE = {
     "configurator.py": None,
     "train.py": None,
     "checkpoint.py": None,
+    "load.py": None,
+    "machine.py": None,
     "eval_blimp.py": ("score_sentence", "Protocol", "PROTOCOLS", "credit"),  # "the scoring rule"
 }
 MAX_CORE_LINES = 2600
@@ -34,7 +36,9 @@ OUTSIDE_CORE = {
     "atomic": "writing a file or folder atomically: a utility, not an idea of the trainer",
     "distributed": "DDP's ranks and its failures: needed for several GPUs only",
     "mixer": "TAAM, the multilingual mixer: an extension of the loop",
-    "export_hf": "the Transformers boundary (checkpoint.py reads an exported folder through it)",
+    "export_hf": "the Transformers boundary (load.py reads an exported folder through it)",
+    "bpe_fast": "the same ids as tokenizer.py's BPE, faster (tiktoken): a speed-up, not an idea",
+    "tokenizer_backends": "SentencePiece and OpenAI's tiktoken files: other tokenizers, loaded only when used",
     "pairs": "reading minimal-pair files (eval_blimp.py, outside its scoring rule)",
 }
 
