@@ -60,7 +60,7 @@ train out/model_a_fit_b4_seed2 $FIT_BF16 $B4 --seed=2 --out_dir=out/model_a_fit_
 train out/model_a_fit_align $FIT_BF16 --align_windows=True --out_dir=out/model_a_fit_align
 for run in model_a_fit_dropout model_a_fit_8k model_a_fit_10ep model_a_fit_b4 model_a_fit_b2 model_a_fit_bf16_seed2 \
     model_a_fit_bf16_seed3 model_a_fit_b4_seed2 model_a_fit_align; do
-    score $run --dtype bfloat16 --suite blimp
+    score $run --suite blimp
 done
 # a document's first tokens scored alone (as BLiMP scores a sentence) and inside a training window
 python results/model_a/context_loss.py out/model_a_fit_bf16/ckpt.safetensors out/model_a_fit_align/ckpt.safetensors --json results/model_a/model_a_context_loss.json

@@ -3,7 +3,12 @@
 # tokenizer (lower-cased ByteLevel BPE 16k, no BOS), one line a sample, 3 seeds of
 # config/model_a_card.py; each scored on BLiMP's fast set under the card's protocol (the card: 57.2)
 # and ours, and on full BLiMP, BLiMP-filtered and the supplement under ours; then
-# results/model_a_card/model_a_card.json. About 40 min of training (compiled; two runs at once) and 7 min of scoring per seed on 2 CPU cores.
+# results/model_a_card/model_a_card.json. About 40 min of training (compiled; two runs at once) and 7 min of scoring
+# per seed on the 2-core AVX-512 BF16 machine that ran the published seeds, in bf16; on an AVX2-only CPU the native
+# precision is fp32 (dtype auto picks it): ~110 min a seed on one thread (233 target tok/s, AMD EPYC AVX2, 2026-12-07).
+# Precision: every run and score uses dtype auto (machine.py); the published seeds ran in bf16, so to reproduce
+# their exact numbers add EXTRA="--dtype=bfloat16" (and score with --dtype bfloat16) on a CPU that computes bf16.
+# Two runs at once: one thread each (OMP_NUM_THREADS=1), else OpenMP threads spin and both crawl.
 #
 #   bash results/model_a_card/run_model_a_card.sh
 #   SEEDS="1 2 3 4 5" bash results/model_a_card/run_model_a_card.sh
@@ -36,7 +41,7 @@ for seed in $SEEDS; do
         --no-progress --out "$res/blimp_fast_card.json"
     [ -f "$res/blimp_fast_ours.json" ] || python eval_blimp.py "$out/ckpt.safetensors" --fast --no-progress \
         --out "$res/blimp_fast_ours.json"
-    [ "$FULL" = 0 ] || [ -f "$res/blimp_ours.json" ] || python eval_blimp.py "$out/ckpt.safetensors" --dtype bfloat16 --no-progress \
+    [ "$FULL" = 0 ] || [ -f "$res/blimp_ours.json" ] || python eval_blimp.py "$out/ckpt.safetensors" --no-progress \
         --suite blimp,blimp_filtered,blimp_supplement --out "$res/blimp_ours.json"
 done
 python results/model_a_card/model_a_card.py "out/$NAME" "results/model_a_card/$NAME" --json "results/model_a_card/$NAME.json"
