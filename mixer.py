@@ -24,6 +24,7 @@ import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 from configurator import load_config
 from data import Batch, BatchSource, LineSamples, Shard, TokenWindows, open_bin, read_meta
@@ -432,7 +433,6 @@ class Mixer(BatchSource):
         highs = np.array([self.unique[self.languages[i]] - T for i in rows])
         offsets = rng.integers(0, highs)           # window [o, o + T + 1) stays inside the prefix
         buf = np.stack([self.data[self.languages[i]][o:o + T + 1] for i, o in zip(rows, offsets)])
-        import torch  # here, not at the top: `mixer.py prior` and `mixer.py info` run without it
         buf = torch.from_numpy(buf.astype(np.int64))  # (B, T+1)
         lang = self.languages[idx[0]] if len(idx) == 1 else "mixed"
         # every micro-batch holds B x T targets: each is 1/grad_accum of the step's loss
