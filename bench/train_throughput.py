@@ -124,7 +124,7 @@ def matmul_pass(model, steps_tokens, dtype: torch.dtype, device):
     each 2 M in out FLOPs (flops: their sum), in the layouts nn.Linear's forward and backward use,
     at the given precision. Nothing else (no norms, attention, optimizer), so flops / run() is what
     this machine's matmul kernels reach on these shapes at these threads: the most a training step
-    of this model could sustain."""
+    of this model could sustain. run() returns (wall seconds, CPU seconds) as time_steps does."""
     shapes = collections.Counter((m.in_features, m.out_features) for m in model.modules()
                                  if isinstance(m, torch.nn.Linear))
     g = torch.Generator().manual_seed(0)
@@ -132,9 +132,9 @@ def matmul_pass(model, steps_tokens, dtype: torch.dtype, device):
                for M in set(steps_tokens) for i, o in shapes}
     flops = sum(3 * 2 * M * i * o * n for M in steps_tokens for (i, o), n in shapes.items())
 
-    def run() -> float:
+    def run() -> tuple[float, float]:
         sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for M in steps_tokens:
             for (i, o), n in shapes.items():
                 x, w, dy = tensors[M, i, o]
@@ -143,7 +143,7 @@ def matmul_pass(model, steps_tokens, dtype: torch.dtype, device):
                     dy @ w
                     dy.t() @ x
         sync(device)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
     return run, flops
 
 
@@ -340,12 +340,14 @@ def main():
         limit_run()
         rates = {"ours": [], "hf": []}      # tokens per wall-clock second, one per trial
         cpu_rates = {"ours": [], "hf": []}  # tokens per CPU second of this process
-        limits = []                         # the matmul pass's FLOP/s, one per trial
+        limits, cpu_limits = [], []         # the matmul pass's FLOP/s, one per trial (by wall, by CPU time)
         for trial in range(args.trials):
             order = ["ours", "hf", "limit"] if trial % 2 == 0 else ["limit", "hf", "ours"]
             for who in order:
                 if who == "limit":
-                    limits.append(limit_flops / limit_run())
+                    wall_s, cpu_s = limit_run()
+                    limits.append(limit_flops / wall_s)
+                    cpu_limits.append(limit_flops / cpu_s)
                     continue
                 wall_s, cpu_s = time_steps(steps[who], x, y, args.steps, device)
                 rates[who].append(tokens / wall_s)
@@ -359,6 +361,10 @@ def main():
         line += f"  {per_trial}"
         line += (f" | {limit / 1e9:13.1f} {100 * flops_per_token * med['ours'] / limit:5.1f}%"
                  f" {100 * flops_per_token * med['hf'] / limit:5.1f}%")
+        if cpu:  # on a shared machine CPU seconds leave out the time others held the core (one thread)
+            of_cpu = {who: 100 * flops_per_token * statistics.median(cpu_rates[who]) / statistics.median(cpu_limits)
+                      for who in ("ours", "hf")}
+            line += f" (by CPU time {of_cpu['ours']:.1f}% {of_cpu['hf']:.1f}%)"
         if device.type == "cuda":
             # estimate_mfu counts attention at the config's context; rescale to the benchmarked --seq
             scale = flops_per_token / ours.flops_per_token()
