@@ -4,8 +4,6 @@ lm-eval and minicons run, on the same BLiMP pairs and the same weights.
 
     python bench/eval_throughput.py                              # random Model A, 1000 BLiMP pairs
     python bench/eval_throughput.py --dtype bfloat16             # ours in bf16 autocast (fp32 log-softmax)
-                                                                 # (default auto: bf16 where the CPU computes
-                                                                 # it natively, else fp32: machine.choose_dtype)
     python bench/eval_throughput.py --ckpt out/model_a/ckpt.safetensors --pairs 2000
     python bench/eval_throughput.py --full blimp                 # also time ours on a whole suite
                                                                  # (more sentences share more prefixes)
@@ -19,7 +17,9 @@ and for each pair one forward of the batch [good, bad], right-padded with an att
 log_softmax, gather, masked sum: what minicons' scorer does, and what lm-eval does with batches
 of one request pair.
 The two run in alternating rounds in one process (fairer on a shared machine); the best round of
-each is reported. Every pair must get the same decision from both.
+each is reported. Every pair must get the same decision from both. Ours computes in --dtype auto by
+default, as eval_blimp.py: bf16 where this CPU computes it natively, else fp32 (machine.choose_dtype);
+the header names the machine and the precision chosen.
 """
 
 import argparse

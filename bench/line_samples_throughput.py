@@ -63,8 +63,8 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    name, why = machine.choose_dtype({"auto": "auto", "fp32": "float32", "bf16": "bfloat16"}[args.dtype], "cpu")
-    args.dtype = {"float32": "fp32", "bfloat16": "bf16"}[name]
+    dtype, why = machine.choose_dtype({"auto": "auto", "fp32": "float32", "bf16": "bfloat16"}[args.dtype], "cpu")
+    args.dtype = {"float32": "fp32", "bfloat16": "bf16"}[dtype]
     print(f"# {machine.describe('cpu', args.dtype, why)}; torch {torch.__version__}")
     warning = machine.thread_warning()
     if warning:
