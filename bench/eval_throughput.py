@@ -17,7 +17,9 @@ and for each pair one forward of the batch [good, bad], right-padded with an att
 log_softmax, gather, masked sum: what minicons' scorer does, and what lm-eval does with batches
 of one request pair.
 The two run in alternating rounds in one process (fairer on a shared machine); the best round of
-each is reported. Every pair must get the same decision from both.
+each is reported. Every pair must get the same decision from both. Ours computes in --dtype auto by
+default, as eval_blimp.py: bf16 where this CPU computes it natively, else fp32 (machine.choose_dtype);
+the header names the machine and the precision chosen.
 """
 
 import argparse
@@ -34,6 +36,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import eval_blimp as ev  # noqa: E402
+import machine  # noqa: E402
 import pairs as pair_files  # noqa: E402
 from load import load_model  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
@@ -82,7 +85,8 @@ def main():
     ap.add_argument("--pairs", type=int, default=1000, help="BLiMP pairs, spread evenly over the 67 paradigms")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--batch-tokens", type=int, default=None)
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="ours; the baseline is fp32")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                    help="ours (auto: the precision this machine computes natively); the baseline is fp32")
     ap.add_argument("--full", help="also time ours on this whole suite (e.g. blimp)")
     ap.add_argument("--data-root", default=ev.DEFAULT_DATA_ROOT)
     ap.add_argument("--baseline", default="pair", choices=["pair", "sentence"],
@@ -117,10 +121,15 @@ def main():
     stride = max(1, len(all_pairs) // args.pairs)
     pairs = all_pairs[::stride][:args.pairs]
     dtype = ev.resolve_dtype(args.dtype, torch.device("cpu"))
+    _, why = machine.choose_dtype(args.dtype, "cpu")  # the same choice as resolve_dtype's, with its reason
     batch_tokens = args.batch_tokens or ev.default_batch_tokens(torch.device("cpu"))
-    print(f"model: {what}; {len(pairs)} BLiMP pairs; torch {torch.__version__}, transformers "
-          f"{transformers.__version__}, {torch.get_num_threads()} threads; ours {args.dtype}, "
-          f"batch_tokens {batch_tokens}; baseline float32, one {args.baseline} per forward")
+    print(f"# ours: {machine.describe('cpu', str(dtype).removeprefix('torch.'), why)}; torch {torch.__version__}, "
+          f"transformers {transformers.__version__}")
+    warning = machine.thread_warning()
+    if warning:
+        print(f"# {warning}")
+    print(f"model: {what}; {len(pairs)} BLiMP pairs; batch_tokens {batch_tokens}; baseline float32, "
+          f"one {args.baseline} per forward")
 
     best = {"ours": float("inf"), "transformers loop": float("inf")}
     for r in range(args.rounds):
