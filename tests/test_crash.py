@@ -75,3 +75,18 @@ def test_random_sigkill_sigterm_and_sigint_then_resume_end_bit_identical(tiny_da
     with open(os.path.join(straight, "log.jsonl")) as f, open(os.path.join(out, "log.jsonl")) as g:
         losses = lambda lines: [(r["iter"], r["loss"]) for r in map(json.loads, lines) if r["kind"] == "train"]
         assert losses(f) == losses(g)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_torch_imports_is_one_line_and_128_plus_the_signal(tiny_data, tmp_path, signum):
+    """The first seconds of a run are spent importing torch: a Ctrl-C or SIGTERM there is one line, not a
+    KeyboardInterrupt traceback or a silent -15, and nothing is written."""
+    out = str(tmp_path / "run")
+    proc = subprocess.Popen(train_command(tiny_data, out), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # python is up (a few ms), torch is importing (a second or more)
+    proc.send_signal(signum)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err and err.strip().count("\n") == 0 and "stopped while starting" in err, err
+    assert not os.path.exists(out)
