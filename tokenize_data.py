@@ -118,6 +118,7 @@ class DataConfig:
     zh_script: str = "as_is"            # as_is | simplified (Traditional -> Simplified, OpenCC t2s)
     eval_data: Optional[str] = None     # minimal-pair files (default: beside the corpus, else ../shared/data)
     drop_eval_sentences: bool = False   # keep documents holding an evaluation sentence out of training
+    drop_repeats: bool = False          # train on the first copy of each exact duplicate only
     byte_premium_table: Optional[str] = None  # default: <corpus>/../byte_premium/ or ../shared/data/byte_premium/
     force: bool = False
 
@@ -216,6 +217,14 @@ def check_out(out: str, force: bool):
         raise SystemExit(f"--out {out}: no permission to write in {above}")
 
 
+def repeat_mask(hashes: np.ndarray) -> np.ndarray:
+    """True for each document whose text (its key's hash) occurred earlier in the corpus."""
+    _, first = np.unique(hashes, return_index=True)
+    repeat = np.ones(len(hashes), bool)
+    repeat[first] = False
+    return repeat
+
+
 # -----------------------------------------------------------------------------
 # 1-3. Which documents go where
 
@@ -283,6 +292,10 @@ def plan_languages(cfg: DataConfig, explicit: set, normalize=None) -> dict:
             print(f"{lang}: {int((pool & held).sum()):,} documents hold an evaluation sentence; "
                   f"kept out of training (--drop-eval-sentences)")
             pool &= ~held
+        if cfg.drop_repeats:
+            later = repeat_mask(d.hash) & pool
+            print(f"{lang}: {int(later.sum()):,} training documents repeat an earlier one; kept out (--drop-repeats)")
+            pool &= ~later
         budget = own = budgets.get(lang)
         if budget is not None and cfg.unit == "eng_bytes":
             own = budget * premium[lang]  # English-equivalent bytes -> this language's bytes

@@ -694,3 +694,15 @@ def test_pair_sentences_reads_every_pair_and_names_a_bad_line(tmp_path):
     broken.write_text('{"sentence_good": "a", "sentence_bad": "b"}\n\n{"sentence_good": "c",\n')
     with pytest.raises(SystemExit, match=r"r.jsonl:3: not valid JSON"):
         pair_sentences(str(broken))
+
+
+def test_drop_repeats_trains_on_the_first_copy_of_each_text_only(tmp_path):
+    lines = [f"sentence number {i} is here." for i in range(60)]
+    repeats = ["yes.", "no.", "yes.", "sentence number 3 is here.", "yes."]
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": lines + repeats})
+    kept = run(corpus, tmp_path / "all", "--vocab-size", 300, "--val-fraction", 0)
+    dropped = run(corpus, tmp_path / "once", "--vocab-size", 300, "--val-fraction", 0, "--drop-repeats")
+    assert kept["languages"]["eng"]["train"]["documents"] == 65
+    assert dropped["languages"]["eng"]["train"]["documents"] == 62  # 60 sentences, "yes.", "no."
+    docs = documents(tmp_path / "once", "eng", "train")
+    assert len(docs) == len(set(docs)) == 62
