@@ -17,8 +17,8 @@ Parts, in this order; each runs in a subprocess with a timeout taken from what i
               against Transformers' LlamaForCausalLM compiled and eager, and ours eager; tokens/s and
               MFU against the chip's bf16 peak (bench/train_throughput.py's models and step)
   train       Model A end to end, the wall-clock of each step: tokenize_data.py, train.py with the
-              card's recipe (config/model_a_card.py, once it has landed; config/model_a.py until
-              then) and --compile=True (eager again if that fails), eval_blimp.py on full BLiMP
+              card's recipe (config/model_a_card.py; config/model_a.py where the card's data cannot
+              be built) and --compile=True (eager again if that fails), eval_blimp.py on full BLiMP
   ddp         torchrun --standalone --nproc_per_node=1 train.py (NCCL on a GPU) against the plain
               run: the same weights after the same steps
   taam        results/taam/run_taam_study.sh's seven variants at 20x the CPU study's token exposures (20x
@@ -131,7 +131,7 @@ def parse_args(argv):
                    help="corpora/, byte_premium/, blimp/, minimal_pairs/ (default ../shared/data)")
     p.add_argument("--train-config", default="auto",
                    help="comma-separated config files of the train part; auto: the card's recipe "
-                        "(config/model_a_card.py) once it has landed, else config/model_a.py")
+                        "(config/model_a_card.py), else config/model_a.py")
     p.add_argument("--prepare", metavar="DIR", help="copy what the GPU machine lacks into DIR (to carry), then stop")
     p.add_argument("--run-part", help=argparse.SUPPRESS)       # internal: one part, in its own process
     p.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
