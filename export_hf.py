@@ -196,7 +196,8 @@ def export(model: Transformer, tokenizer: Tokenizer, out_dir: str, dtype: str = 
 
     card_info: what model_card.model_card reads (all optional); "eval" also goes to eval_results.json.
     """
-    card_info = {"name": os.path.basename(os.path.abspath(out_dir)), "bos_id": tokenizer.bos_id, **(card_info or {})}
+    card_info = {"name": os.path.basename(os.path.abspath(out_dir)), "bos_id": tokenizer.bos_id,
+                 "bos_input": tokenizer.bos_input, **(card_info or {})}
     with staging(out_dir, force) as tmp:
         write_folder(model, tokenizer, tmp, dtype, card_info)
 
@@ -245,7 +246,7 @@ def load_for_export(path: str):
     if tokenizer is None:
         raise SystemExit(f"{path}: the checkpoint holds no tokenizer, so there is nothing to export it with")
     info = {k: ckpt.get(k) for k in ("config", "data_meta", "mixer", "tokens_seen", "words_seen", "iter_num")}
-    info["bos_id"] = tokenizer.bos_id
+    info["bos_id"], info["bos_input"] = tokenizer.bos_id, tokenizer.bos_input
     return model, tokenizer, info
 
 
