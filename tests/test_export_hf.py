@@ -429,6 +429,73 @@ def test_model_card_has_architecture_data_hyperparameters_and_eval(tokenizer, tm
     assert "## Data mixing" not in card  # no mixer, no section
 
 
+# the Model A card recipe's meta.json (tokenize_data.py --model-a-card): card_eval_A is the validation split
+CARD_META = {**DATA_META, "bos_input": False,
+             "languages": {"eng": {**DATA_META["languages"]["eng"], "sources": {
+                 "ud_ewt": {"file": "eng/ud_ewt.txt.gz", "documents": 5000, "train_documents": 5000},
+                 "card_eval_A": {"file": "card_eval_A.txt.gz", "documents": 90, "val_documents": 90,
+                                 "train_documents": 0, "validation_file": True}}}}}
+# an eval_blimp.py --out result, cut down to what the card reads
+CARD_EVAL = {"settings": {"protocol": "card", "headline": "micro", "tie_credit": 0.0, "bos": False,
+                          "leading_space": False, "fast": True},
+             "suites": {"blimp": {"total": {"n": 13400, "micro": 0.5791044776119403, "macro": 0.5791044776119404},
+                                  "headline": 0.5791044776119403},
+                        "blimp_supplement": {"total": {"n": 1059, "micro": 0.51, "macro": 0.52}, "headline": 0.51}}}
+
+
+def front_matter(card: str) -> dict:
+    yaml = pytest.importorskip("yaml")  # PyYAML, a dependency of transformers
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_a_no_bos_models_card_and_tokenizer_say_what_training_and_lm_eval_do(tokenizer, tmp_path):
+    """The Model A card's way (bos_input False): the tokenizer adds no <s>, the card says so, says that
+    scoring leaves the first token as context, and says that lm-eval puts <s> first anyway."""
+    no_bos = Tokenizer("bpe", tokenizer.blob, bos_input=False)
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), no_bos, data_meta=CARD_META,
+                     config={"lr": 3e-4, "track": "strict-small"})
+    with open(tmp_path / "blimp.json", "w") as f:
+        json.dump(CARD_EVAL, f)
+    export_hf.main([ckpt, str(tmp_path / "card"), "--eval", str(tmp_path / "blimp.json")])
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "card")
+    text = "The cat sat on the mat."
+    assert hf_tok(text)["input_ids"] == no_bos.encode(text) and hf_tok(text)["input_ids"][0] != no_bos.bos_id
+    assert json.loads((tmp_path / "card" / "tokenizer_config.json").read_text())["add_bos_token"] is False
+    card = (tmp_path / "card" / "README.md").read_text()
+    assert "the exported tokenizer adds that `<s>` itself" not in card and "starts with <s>" not in card
+    assert "conditioned on the BOS token" not in card and "puts `<s>` before every text" not in card
+    for line in ["trained without a BOS token", "the first token is context only",
+                 "**lm-eval scores this model otherwise than it was trained.**", "`prefix_token_id`",
+                 "agree on 494 of 500 pairs", "BabyLM track: **strict-small**",
+                 "| eng | 401,234 | 555,000 | 2,000,000 | 9,000 | 1.0 | ud_ewt |",
+                 "Validation only, not trained on (eng): `card_eval_A` (`card_eval_A.txt.gz`, 90 documents)",
+                 "Headline accuracies (eval_blimp.py protocol `card`, micro average, no BOS, first token not scored, "
+                 "fast subset): BLiMP 57.9% (13,400 pairs); BLiMP supplement 51.0% (1,059 pairs)."]:
+        assert line in card, line
+
+
+def test_the_cards_front_matter_holds_the_scores_track_and_words_seen_as_the_hub_reads_them(tokenizer, tmp_path):
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), tokenizer,
+                     config={"lr": 3e-4, "track": "strict-small"})
+    with open(tmp_path / "blimp.json", "w") as f:
+        json.dump(CARD_EVAL, f)
+    export_hf.main([ckpt, str(tmp_path / "m"), "--eval", str(tmp_path / "blimp.json")])
+    meta = front_matter((tmp_path / "m" / "README.md").read_text())
+    assert "babylm-strict-small" in meta["tags"] and meta["language"] == ["en"]
+    assert meta["babylm"] == {"track": "strict-small", "words_seen": 1_000_123, "tokens_seen": 1_234_567,
+                              "revision": "main"}
+    (index,) = meta["model-index"]
+    assert index["name"] == "m"
+    got = {r["dataset"]["type"]: r["metrics"][0] for r in index["results"]}
+    assert {k: m["value"] for k, m in got.items()} == {k: r["headline"] for k, r in CARD_EVAL["suites"].items()}
+    assert all(m["type"] == "accuracy" and "protocol `card`" in m["name"] for m in got.values())
+    assert all(r["task"]["type"] == "text-generation" for r in index["results"])
+    assert [r["dataset"]["name"] for r in index["results"]] == ["BLiMP", "BLiMP supplement"]
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "conditioned on the BOS token `<s>`" in card and "starts with <s> (id 0)" in card
+
+
 # what Mixer.summary() stores in a checkpoint's info: the TAAM reference run's final pi (config/taam.py)
 PSTAR_MIXER = {"mixer": "taam", "reward": "cross_lingual_deficit", "prior": "typological",
                "pi": {"eng": 0.159, "nld": 0.258, "zho": 0.583},
