@@ -579,11 +579,88 @@ def test_all_makes_one_repo_with_a_loading_branch_per_checkpoint(tokenizer, tmp_
     branch_card = git(repo, "show", "chck_2M:README.md").decode()
     assert "# repo at checkpoint `chck_2M`" in branch_card and "2,000,100 words" in branch_card
     assert "| eng | 401,234 |" in branch_card  # the run's data_meta, which milestones leave out
+    assert git(repo, "show", "chck_1M:.gitattributes").decode() == export_hf.GITATTRIBUTES
 
     # fixed author, committer and dates: the same run gives the same commit ids
     again = str(tmp_path / "again" / "repo")
     export_hf.main(["--all", run, again])
     assert git(repo, "rev-parse", "main", "chck_1M") == git(again, "rev-parse", "main", "chck_1M")
+
+
+class FakeHfApi:
+    """The part of huggingface_hub.HfApi that --push calls, recording each call and, per revision, the files
+    of the folder uploaded there (read at the call: a branch's folder is temporary). A real server is not
+    used: the Hub is not reachable from the tests, and huggingface_hub has no local or offline endpoint to
+    upload to; what --push decides (which folder goes to which revision, which branches it creates) is
+    what this records."""
+
+    def __init__(self):
+        self.calls, self.uploaded = [], {}
+
+    def create_repo(self, repo_id, repo_type=None, exist_ok=False):
+        self.calls.append(("create_repo", repo_id))
+
+    def create_branch(self, repo_id, *, branch, revision=None, exist_ok=False):
+        self.calls.append(("create_branch", branch))
+
+    def upload_folder(self, *, repo_id, folder_path, revision=None, commit_message=None, delete_patterns=None):
+        self.calls.append(("upload_folder", revision))
+        assert delete_patterns == "*"  # the revision holds exactly this folder's files
+        self.uploaded[revision] = {name: open(os.path.join(folder_path, name), "rb").read()
+                                   for name in os.listdir(folder_path)}
+
+
+def test_push_uploads_an_export_to_main(tokenizer, tmp_path, monkeypatch):
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), tokenizer)
+    api = FakeHfApi()
+    monkeypatch.setattr(export_hf, "hub_api", lambda: api)
+    export_hf.main([ckpt, str(tmp_path / "m"), "--push", "me/m"])
+    assert api.calls == [("create_repo", "me/m"), ("upload_folder", "main")]
+    assert api.uploaded["main"] == {n: (tmp_path / "m" / n).read_bytes() for n in os.listdir(tmp_path / "m")}
+    api.calls.clear()
+    export_hf.main([str(tmp_path / "m"), "--push", "me/m"])  # an earlier export, as it is
+    assert api.calls == [("create_repo", "me/m"), ("upload_folder", "main")]
+
+
+@pytest.mark.slow
+def test_push_of_an_all_repo_puts_each_branch_on_its_revision_and_main_last(tokenizer, tmp_path, monkeypatch):
+    run, repo = str(tmp_path / "run"), str(tmp_path / "repo")
+    make_run(run, tokenizer)
+    api = FakeHfApi()
+    monkeypatch.setattr(export_hf, "hub_api", lambda: api)
+    export_hf.main(["--all", run, repo, "--push", "me/model_a"])
+    assert api.calls == [("create_repo", "me/model_a"),
+                         ("create_branch", "chck_1M"), ("upload_folder", "chck_1M"),
+                         ("create_branch", "chck_2M"), ("upload_folder", "chck_2M"),
+                         ("create_branch", "chck_10M"), ("upload_folder", "chck_10M"), ("upload_folder", "main")]
+    for branch in ("chck_1M", "chck_2M", "chck_10M", "main"):
+        names = git(repo, "ls-tree", "--name-only", branch).decode().split()
+        assert sorted(api.uploaded[branch]) == sorted(names), branch
+        assert api.uploaded[branch]["model.safetensors"] == git(repo, "show", f"{branch}:model.safetensors")
+    assert b"chck_2M" in api.uploaded["chck_2M"]["README.md"] and "eval_results.json" not in api.uploaded["chck_2M"]
+
+
+def test_push_without_a_token_is_one_line_before_any_export(tokenizer, tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), tokenizer)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored login
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    with pytest.raises(SystemExit, match=r"^--push: no Hugging Face token; set HF_TOKEN or run `hf auth login`$"):
+        export_hf.main([ckpt, str(tmp_path / "m"), "--push", "me/m"])
+    assert not os.path.exists(tmp_path / "m")
+
+
+def test_the_lfs_patterns_cover_every_large_file_an_export_can_hold():
+    """The Hub refuses files over 10 MB outside LFS: weights, and the tokenizer files (a tiktoken
+    tokenizer.json of 100k+ entries is several MB)."""
+    import fnmatch
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer.tiktoken"):
+        assert any(fnmatch.fnmatch(name, p) for p in export_hf.LFS_PATTERNS), name
+        assert name in export_hf.EXPORT_FILES
+    assert ".gitattributes" in export_hf.EXPORT_FILES
+    for p in export_hf.LFS_PATTERNS:
+        assert f"{p} filter=lfs diff=lfs merge=lfs -text\n" in export_hf.GITATTRIBUTES
 
 
 # -----------------------------------------------------------------------------
