@@ -5,6 +5,8 @@ Export a checkpoint to a Transformers LlamaForCausalLM folder, and read such a f
     python export_hf.py out/ckpt.safetensors exports/model_a --dtype bfloat16 --eval results/blimp.json
     python export_hf.py --all out/ exports/model_a_repo               # BabyLM checkpoint branches
     python export_hf.py out/ckpt.safetensors exports/model_a --force           # replace an earlier export
+    python export_hf.py --all out/ exports/model_a_repo --push YOU/model_a     # ... and upload every branch
+    python export_hf.py exports/model_a_repo --push YOU/model_a               # upload an earlier export
 
 The folder loads with no custom code:
 
@@ -40,8 +42,15 @@ or tokens have been seen) becomes a commit on a branch of the same name, and RUN
 last commit, on main: one line of history, so `git log main` walks back through the milestones.
 Author, committer and dates are fixed, so the same run gives the same commit ids. Pushing it to
 the Hub (`git push --all`) gives the revisions the BabyLM 2026 evaluation scripts pull
-(revision="chck_1M", ...). The Hub wants files over 10 MB in Git LFS:
-run `git lfs migrate import --everything --include="*.safetensors"` in OUT before pushing.
+(revision="chck_1M", ...). The Hub wants files over 10 MB in Git LFS: every commit holds a
+.gitattributes naming LFS_PATTERNS (the weights, and tokenizer.json, which a tiktoken vocabulary makes
+large), and `git lfs migrate import --everything --include=...` (the line --all prints) moves them into
+LFS before pushing.
+
+--push REPO uploads with huggingface_hub instead of git (pip install huggingface_hub; a token from
+HF_TOKEN or `hf auth login`): an export folder goes to main; an --all repository's branches each go to
+the revision of the same name (create_branch, then upload_folder; main last), and the library stores
+large files in LFS itself. A branch starts from main on the Hub, so its history is not --all's one line.
 
 Every export is written to a temporary folder next to OUT and renamed into place at the end, so an
 interrupted export leaves nothing behind. An existing non-empty OUT is replaced only with --force,
@@ -60,6 +69,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 
 from atomic import staged_folder
 from checkpoint import (CHECKPOINT_FILE, load_checkpoint, model_from_weights, read_info, stored_tokenizer,
@@ -86,6 +96,11 @@ HF_LAYER_NAMES = {  # inside layers.{i}.
 HF_TOP_NAMES = {"tok_embeddings": "model.embed_tokens", "norm": "model.norm", "output": "lm_head"}
 OUR_LAYER_NAMES = {v: k for k, v in HF_LAYER_NAMES.items()}
 OUR_TOP_NAMES = {v: k for k, v in HF_TOP_NAMES.items()}
+
+# files the Hub wants in Git LFS: the weights, and tokenizer.json (a tiktoken vocabulary of 100k+ entries
+# makes it several MB), a SentencePiece model, a tiktoken file
+LFS_PATTERNS = ["*.safetensors", "tokenizer.json", "*.model", "*.tiktoken"]
+GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LFS_PATTERNS)
 
 # --all: fixed identity and dates, so the same run always gives the same commit ids
 GIT_IDENTITY = {"name": "export_hf.py", "email": "export_hf@babylm.invalid", "date": "2026-01-01T00:00:00+00:00"}
@@ -196,7 +211,8 @@ def export(model: Transformer, tokenizer: Tokenizer, out_dir: str, dtype: str = 
 
     card_info: what model_card.model_card reads (all optional); "eval" also goes to eval_results.json.
     """
-    card_info = {"name": os.path.basename(os.path.abspath(out_dir)), "bos_id": tokenizer.bos_id, **(card_info or {})}
+    card_info = {"name": os.path.basename(os.path.abspath(out_dir)), "bos_id": tokenizer.bos_id,
+                 "bos_input": tokenizer.bos_input, **(card_info or {})}
     with staging(out_dir, force) as tmp:
         write_folder(model, tokenizer, tmp, dtype, card_info)
 
@@ -231,7 +247,7 @@ def check_out_dir(out: str, force: bool, keep=()):
 # what write_folder and --all write: the only names --force may delete
 EXPORT_FILES = {"config.json", "generation_config.json", "model.safetensors", "README.md", "eval_results.json",
                 "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                "tokenizer.tiktoken", ".git"}
+                "tokenizer.tiktoken", ".git", ".gitattributes"}
 
 
 # -----------------------------------------------------------------------------
@@ -245,7 +261,7 @@ def load_for_export(path: str):
     if tokenizer is None:
         raise SystemExit(f"{path}: the checkpoint holds no tokenizer, so there is nothing to export it with")
     info = {k: ckpt.get(k) for k in ("config", "data_meta", "mixer", "tokens_seen", "words_seen", "iter_num")}
-    info["bos_id"] = tokenizer.bos_id
+    info["bos_id"], info["bos_input"] = tokenizer.bos_id, tokenizer.bos_input
     return model, tokenizer, info
 
 
@@ -324,6 +340,8 @@ def export_all(run_dir: str, out_dir: str, dtype: str = "float32", eval_path: st
                 if f != ".git":
                     os.remove(os.path.join(repo, f))
             write_folder(model, tokenizer, repo, dtype, info)
+            with open(os.path.join(repo, ".gitattributes"), "w") as f:
+                f.write(GITATTRIBUTES)
             run_git(repo, "add", "-A")
             seen = seen_counts(info)
             run_git(repo, "commit", "-q", "--no-verify", "--no-gpg-sign", "-m",
@@ -332,7 +350,64 @@ def export_all(run_dir: str, out_dir: str, dtype: str = "float32", eval_path: st
                 run_git(repo, "branch", branch)
             print(f"{out_dir}: {branch:>10} <- {path} ({run_git(repo, 'rev-parse', '--short', 'HEAD')})")
     print(f"{out_dir}: git repository with {len(branches)} checkpoint branches and main; before "
-          f"pushing to the Hub: git lfs migrate import --everything --include=\"*.safetensors\"")
+          f"`git push --all` to the Hub: git lfs migrate import --everything --include=\"{','.join(LFS_PATTERNS)}\" "
+          f"(or upload with --push REPO)")
+
+
+# -----------------------------------------------------------------------------
+# --push: the Hub through huggingface_hub
+
+
+def hub_api():
+    """huggingface_hub's HfApi with the user's token (HF_TOKEN, or the one `hf auth login` stored)."""
+    try:
+        from huggingface_hub import HfApi, get_token
+    except ImportError:
+        raise SystemExit("--push needs huggingface_hub: pip install huggingface_hub (or push with git: --all)")
+    token = get_token()
+    if not token:
+        raise SystemExit("--push: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
+    return HfApi(token=token)
+
+
+def revisions(folder: str) -> list:
+    """[(revision, message)] to upload from folder: an --all repository's milestone branches in order and
+    then main; a plain export folder is main alone."""
+    if not os.path.isdir(os.path.join(folder, ".git")):
+        return [("main", f"{os.path.basename(os.path.abspath(folder))}: export_hf.py")]
+    names = run_git(folder, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
+    order = sorted((int(m.group(1)), n) for n in names if (m := MILESTONE.match(n + ".safetensors")))
+    return [(n, run_git(folder, "log", "-1", "--format=%s", n)) for _, n in order] + \
+        [("main", run_git(folder, "log", "-1", "--format=%s", "main"))]
+
+
+def push(folder: str, repo_id: str, api=None):
+    """Upload an export folder to main of repo_id, or an --all repository branch by branch (each milestone
+    to the revision of its name, created if missing, then main). Every revision ends up holding exactly the
+    branch's files: delete_patterns="*" removes what an earlier upload left (upload_folder keeps the files
+    it uploads, and never deletes .gitattributes)."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise SystemExit(f"{folder}: not an export (no config.json) to push")
+    import tempfile
+    api = api or hub_api()
+    api.create_repo(repo_id, repo_type="model", exist_ok=True)
+    steps = revisions(folder)
+    for branch, message in steps:
+        if len(steps) == 1:  # a plain folder, as it is
+            api.upload_folder(repo_id=repo_id, folder_path=folder, revision=branch, commit_message=message,
+                              delete_patterns="*")
+        else:  # the branch's files, out of git
+            with tempfile.TemporaryDirectory(prefix="export_hf_push_") as tmp:
+                tar = os.path.join(tmp, "branch.tar")
+                run_git(folder, "archive", "--format=tar", f"--output={tar}", branch)
+                files = os.path.join(tmp, "files")
+                with tarfile.open(tar) as t:
+                    t.extractall(files, filter="data")
+                if branch != "main":
+                    api.create_branch(repo_id, branch=branch, exist_ok=True)
+                api.upload_folder(repo_id=repo_id, folder_path=files, revision=branch, commit_message=message,
+                                  delete_patterns="*")
+        print(f"https://huggingface.co/{repo_id}: {branch} <- {folder}")
 
 
 # -----------------------------------------------------------------------------
@@ -409,14 +484,20 @@ def hf_model(folder: str, path: str, c: dict, device):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Export a checkpoint to a Transformers LlamaForCausalLM folder.")
-    p.add_argument("ckpt", help="checkpoint file (or, with --all, the run folder)")
-    p.add_argument("out", help="output folder (with --all: the git repository to create)")
+    p.add_argument("ckpt", help="checkpoint file (or, with --all, the run folder; with --push alone, an earlier export)")
+    p.add_argument("out", nargs="?", help="output folder (with --all: the git repository to create)")
     p.add_argument("--all", action="store_true", help="RUN_DIR: milestone checkpoints as branches, ckpt.safetensors on main")
     p.add_argument("--dtype", default="float32", choices=list(DTYPES))
     p.add_argument("--eval", default=None, help="result JSON (eval_blimp.py --out) for the model card")
     p.add_argument("--force", action="store_true", help="replace an earlier export in out")
     p.add_argument("--license", default=LICENSE, help=f"license named in the model card (default {LICENSE})")
+    p.add_argument("--push", metavar="REPO", help="upload to the Hub repository REPO (user/name) with huggingface_hub")
     a = p.parse_args(argv)
+    if a.out is None:  # export_hf.py FOLDER --push REPO: upload an earlier export
+        if not a.push:
+            p.error("the output folder is missing (or give --push REPO to upload the folder CKPT)")
+        return push(a.ckpt, a.push)
+    api = hub_api() if a.push else None  # no token: fail before the (slow) export
     try:
         if a.all:
             export_all(a.ckpt, a.out, a.dtype, a.eval, a.force, a.license)
@@ -424,6 +505,8 @@ def main(argv=None):
             export_checkpoint(a.ckpt, a.out, a.dtype, a.eval, a.force, a.license)
     except OSError as e:  # a full disk: the staged folder is gone, an earlier export untouched
         raise SystemExit(f"{a.out}: cannot write the export ({e.strerror or e})")
+    if a.push:
+        push(a.out, a.push, api)
 
 
 if __name__ == "__main__":

@@ -429,6 +429,73 @@ def test_model_card_has_architecture_data_hyperparameters_and_eval(tokenizer, tm
     assert "## Data mixing" not in card  # no mixer, no section
 
 
+# the Model A card recipe's meta.json (tokenize_data.py --model-a-card): card_eval_A is the validation split
+CARD_META = {**DATA_META, "bos_input": False,
+             "languages": {"eng": {**DATA_META["languages"]["eng"], "sources": {
+                 "ud_ewt": {"file": "eng/ud_ewt.txt.gz", "documents": 5000, "train_documents": 5000},
+                 "card_eval_A": {"file": "card_eval_A.txt.gz", "documents": 90, "val_documents": 90,
+                                 "train_documents": 0, "validation_file": True}}}}}
+# an eval_blimp.py --out result, cut down to what the card reads
+CARD_EVAL = {"settings": {"protocol": "card", "headline": "micro", "tie_credit": 0.0, "bos": False,
+                          "leading_space": False, "fast": True},
+             "suites": {"blimp": {"total": {"n": 13400, "micro": 0.5791044776119403, "macro": 0.5791044776119404},
+                                  "headline": 0.5791044776119403},
+                        "blimp_supplement": {"total": {"n": 1059, "micro": 0.51, "macro": 0.52}, "headline": 0.51}}}
+
+
+def front_matter(card: str) -> dict:
+    yaml = pytest.importorskip("yaml")  # PyYAML, a dependency of transformers
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_a_no_bos_models_card_and_tokenizer_say_what_training_and_lm_eval_do(tokenizer, tmp_path):
+    """The Model A card's way (bos_input False): the tokenizer adds no <s>, the card says so, says that
+    scoring leaves the first token as context, and says that lm-eval puts <s> first anyway."""
+    no_bos = Tokenizer("bpe", tokenizer.blob, bos_input=False)
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), no_bos, data_meta=CARD_META,
+                     config={"lr": 3e-4, "track": "strict-small"})
+    with open(tmp_path / "blimp.json", "w") as f:
+        json.dump(CARD_EVAL, f)
+    export_hf.main([ckpt, str(tmp_path / "card"), "--eval", str(tmp_path / "blimp.json")])
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "card")
+    text = "The cat sat on the mat."
+    assert hf_tok(text)["input_ids"] == no_bos.encode(text) and hf_tok(text)["input_ids"][0] != no_bos.bos_id
+    assert json.loads((tmp_path / "card" / "tokenizer_config.json").read_text())["add_bos_token"] is False
+    card = (tmp_path / "card" / "README.md").read_text()
+    assert "the exported tokenizer adds that `<s>` itself" not in card and "starts with <s>" not in card
+    assert "conditioned on the BOS token" not in card and "puts `<s>` before every text" not in card
+    for line in ["trained without a BOS token", "the first token is context only",
+                 "**lm-eval scores this model otherwise than it was trained.**", "`prefix_token_id`",
+                 "agree on 494 of 500 pairs", "BabyLM track: **strict-small**",
+                 "| eng | 401,234 | 555,000 | 2,000,000 | 9,000 | 1.0 | ud_ewt |",
+                 "Validation only, not trained on (eng): `card_eval_A` (`card_eval_A.txt.gz`, 90 documents)",
+                 "Headline accuracies (eval_blimp.py protocol `card`, micro average, no BOS, first token not scored, "
+                 "fast subset): BLiMP 57.9% (13,400 pairs); BLiMP supplement 51.0% (1,059 pairs)."]:
+        assert line in card, line
+
+
+def test_the_cards_front_matter_holds_the_scores_track_and_words_seen_as_the_hub_reads_them(tokenizer, tmp_path):
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), tokenizer,
+                     config={"lr": 3e-4, "track": "strict-small"})
+    with open(tmp_path / "blimp.json", "w") as f:
+        json.dump(CARD_EVAL, f)
+    export_hf.main([ckpt, str(tmp_path / "m"), "--eval", str(tmp_path / "blimp.json")])
+    meta = front_matter((tmp_path / "m" / "README.md").read_text())
+    assert "babylm-strict-small" in meta["tags"] and meta["language"] == ["en"]
+    assert meta["babylm"] == {"track": "strict-small", "words_seen": 1_000_123, "tokens_seen": 1_234_567,
+                              "revision": "main"}
+    (index,) = meta["model-index"]
+    assert index["name"] == "m"
+    got = {r["dataset"]["type"]: r["metrics"][0] for r in index["results"]}
+    assert {k: m["value"] for k, m in got.items()} == {k: r["headline"] for k, r in CARD_EVAL["suites"].items()}
+    assert all(m["type"] == "accuracy" and "protocol `card`" in m["name"] for m in got.values())
+    assert all(r["task"]["type"] == "text-generation" for r in index["results"])
+    assert [r["dataset"]["name"] for r in index["results"]] == ["BLiMP", "BLiMP supplement"]
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "conditioned on the BOS token `<s>`" in card and "starts with <s> (id 0)" in card
+
+
 # what Mixer.summary() stores in a checkpoint's info: the TAAM reference run's final pi (config/taam.py)
 PSTAR_MIXER = {"mixer": "taam", "reward": "cross_lingual_deficit", "prior": "typological",
                "pi": {"eng": 0.159, "nld": 0.258, "zho": 0.583},
@@ -512,11 +579,88 @@ def test_all_makes_one_repo_with_a_loading_branch_per_checkpoint(tokenizer, tmp_
     branch_card = git(repo, "show", "chck_2M:README.md").decode()
     assert "# repo at checkpoint `chck_2M`" in branch_card and "2,000,100 words" in branch_card
     assert "| eng | 401,234 |" in branch_card  # the run's data_meta, which milestones leave out
+    assert git(repo, "show", "chck_1M:.gitattributes").decode() == export_hf.GITATTRIBUTES
 
     # fixed author, committer and dates: the same run gives the same commit ids
     again = str(tmp_path / "again" / "repo")
     export_hf.main(["--all", run, again])
     assert git(repo, "rev-parse", "main", "chck_1M") == git(again, "rev-parse", "main", "chck_1M")
+
+
+class FakeHfApi:
+    """The part of huggingface_hub.HfApi that --push calls, recording each call and, per revision, the files
+    of the folder uploaded there (read at the call: a branch's folder is temporary). A real server is not
+    used: the Hub is not reachable from the tests, and huggingface_hub has no local or offline endpoint to
+    upload to; what --push decides (which folder goes to which revision, which branches it creates) is
+    what this records."""
+
+    def __init__(self):
+        self.calls, self.uploaded = [], {}
+
+    def create_repo(self, repo_id, repo_type=None, exist_ok=False):
+        self.calls.append(("create_repo", repo_id))
+
+    def create_branch(self, repo_id, *, branch, revision=None, exist_ok=False):
+        self.calls.append(("create_branch", branch))
+
+    def upload_folder(self, *, repo_id, folder_path, revision=None, commit_message=None, delete_patterns=None):
+        self.calls.append(("upload_folder", revision))
+        assert delete_patterns == "*"  # the revision holds exactly this folder's files
+        self.uploaded[revision] = {name: open(os.path.join(folder_path, name), "rb").read()
+                                   for name in os.listdir(folder_path)}
+
+
+def test_push_uploads_an_export_to_main(tokenizer, tmp_path, monkeypatch):
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), tokenizer)
+    api = FakeHfApi()
+    monkeypatch.setattr(export_hf, "hub_api", lambda: api)
+    export_hf.main([ckpt, str(tmp_path / "m"), "--push", "me/m"])
+    assert api.calls == [("create_repo", "me/m"), ("upload_folder", "main")]
+    assert api.uploaded["main"] == {n: (tmp_path / "m" / n).read_bytes() for n in os.listdir(tmp_path / "m")}
+    api.calls.clear()
+    export_hf.main([str(tmp_path / "m"), "--push", "me/m"])  # an earlier export, as it is
+    assert api.calls == [("create_repo", "me/m"), ("upload_folder", "main")]
+
+
+@pytest.mark.slow
+def test_push_of_an_all_repo_puts_each_branch_on_its_revision_and_main_last(tokenizer, tmp_path, monkeypatch):
+    run, repo = str(tmp_path / "run"), str(tmp_path / "repo")
+    make_run(run, tokenizer)
+    api = FakeHfApi()
+    monkeypatch.setattr(export_hf, "hub_api", lambda: api)
+    export_hf.main(["--all", run, repo, "--push", "me/model_a"])
+    assert api.calls == [("create_repo", "me/model_a"),
+                         ("create_branch", "chck_1M"), ("upload_folder", "chck_1M"),
+                         ("create_branch", "chck_2M"), ("upload_folder", "chck_2M"),
+                         ("create_branch", "chck_10M"), ("upload_folder", "chck_10M"), ("upload_folder", "main")]
+    for branch in ("chck_1M", "chck_2M", "chck_10M", "main"):
+        names = git(repo, "ls-tree", "--name-only", branch).decode().split()
+        assert sorted(api.uploaded[branch]) == sorted(names), branch
+        assert api.uploaded[branch]["model.safetensors"] == git(repo, "show", f"{branch}:model.safetensors")
+    assert b"chck_2M" in api.uploaded["chck_2M"]["README.md"] and "eval_results.json" not in api.uploaded["chck_2M"]
+
+
+def test_push_without_a_token_is_one_line_before_any_export(tokenizer, tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
+    ckpt = save_ckpt(str(tmp_path / "ckpt.safetensors"), random_model(GQA), tokenizer)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored login
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    with pytest.raises(SystemExit, match=r"^--push: no Hugging Face token; set HF_TOKEN or run `hf auth login`$"):
+        export_hf.main([ckpt, str(tmp_path / "m"), "--push", "me/m"])
+    assert not os.path.exists(tmp_path / "m")
+
+
+def test_the_lfs_patterns_cover_every_large_file_an_export_can_hold():
+    """The Hub refuses files over 10 MB outside LFS: weights, and the tokenizer files (a tiktoken
+    tokenizer.json of 100k+ entries is several MB)."""
+    import fnmatch
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer.tiktoken"):
+        assert any(fnmatch.fnmatch(name, p) for p in export_hf.LFS_PATTERNS), name
+        assert name in export_hf.EXPORT_FILES
+    assert ".gitattributes" in export_hf.EXPORT_FILES
+    for p in export_hf.LFS_PATTERNS:
+        assert f"{p} filter=lfs diff=lfs merge=lfs -text\n" in export_hf.GITATTRIBUTES
 
 
 # -----------------------------------------------------------------------------
