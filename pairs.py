@@ -169,12 +169,12 @@ def read_pairs(files, fast=False, columns: dict = None) -> list:
 
 
 def warn_if_not_sentences(pairs):
-    """One line on stderr where the pairs look like the wrong columns: most "sentences" bare numbers
-    (a label or an id scored as text), or most pairs one sentence twice. Real suites have a few
+    """One line on stderr where the pairs look like the wrong columns: most pairs with a bare number
+    for a sentence (a label or an id scored as text), or most pairs one sentence twice. Real suites have a few
     identical pairs (BLiMP 7, SLING 24): those get a notice."""
-    number = [p for p in pairs if is_number(p["good"]) and is_number(p["bad"])]
+    number = [p for p in pairs if is_number(p["good"]) or is_number(p["bad"])]
     same = [p for p in pairs if p["good"] == p["bad"]]
-    for what, hits in (("have bare numbers for both sentences", number), ("have the same good and bad sentence", same)):
+    for what, hits in (("have a bare number for a sentence", number), ("have the same good and bad sentence", same)):
         if 2 * len(hits) > len(pairs):
             print(f"warning: {len(hits):,} of {len(pairs):,} pairs {what} (first at {hits[0]['file']}:"
                   f"{hits[0]['line']}): are the columns right? (--columns)", file=sys.stderr)
