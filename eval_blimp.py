@@ -9,6 +9,10 @@ Score a causal language model on minimal pairs: BLiMP and its Dutch and Chinese 
     python eval_blimp.py out/model_a/ckpt.safetensors --predictions pairs.jsonl  # every pair's two scores
     python eval_blimp.py out/model_a/ckpt.safetensors --suite blimp_filtered,blimp_supplement \\
         --babylm-predictions babylm_preds.json                              # for a BabyLM submission
+    python eval_blimp.py out/model_a/ckpt.safetensors --suite blimp_filtered,blimp_supplement \\
+        --babylm-results results                                            # the pipeline's own tree
+    python eval_blimp.py out/model_a --all-checkpoints --suite blimp_filtered,blimp_supplement --fast \\
+        --out curve.json --png curve.png --babylm-results results           # every milestone
 
 From code (train.py and the results scripts do this):
 
@@ -56,7 +60,11 @@ suite, paradigm, id, file, line, both sentences, both scores, the credit) and --
 (the minimal-pair part of a BabyLM submission, in the format of babylm/evaluation-pipeline-2025:
 {"blimp": {UID: {"predictions": [{"id": "UID_k", "pred": the sentence the model prefers}]}},
  "blimp_supplement": {...}}, pairs in file order; a tie is given to the good sentence, as that
-pipeline's argmax does, so the file holds what the pipeline would write for the same scores).
+pipeline's argmax does, so the file holds what the pipeline would write for the same scores), and
+--babylm-results (the same, one file per task, in the folders that pipeline writes and reads:
+BABYLM_FOLDERS). --fast keeps the first pairs.fast_size(suite) pairs of each paradigm, the
+pipeline's fast sizes (200 per BLiMP paradigm, 50 per supplement task). --all-checkpoints scores
+every milestone of a run and writes the learning curve (learning_curve, below main).
 """
 
 import argparse
