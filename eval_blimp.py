@@ -586,6 +586,10 @@ def main(argv=None):
         raise SystemExit(f"--batch-tokens {args.batch_tokens}: must be at least 1")
     columns = parse_columns(args.columns) if args.columns else None
     steps = checkpoints_of(args) if args.all_checkpoints else [(args.revision or "main", args.model)]
+    if args.png:  # before minutes of scoring, not after
+        if not args.all_checkpoints:
+            raise SystemExit("--png: plots the learning curve of --all-checkpoints")
+        pyplot()
     for flag, path in (("--out", args.out), ("--predictions", args.predictions),
                        ("--babylm-predictions", args.babylm_predictions), ("--png", args.png)):
         check_writable(flag, path)  # before minutes of scoring, not after
@@ -686,7 +690,9 @@ def revision_dir(args, revision: str):
 def learning_curve(args, steps, score, command) -> dict:
     """Score each checkpoint, then print and write the curve: words seen against each suite's headline."""
     curve, results = [], {}
-    for revision, path in tqdm(steps, desc="checkpoints", unit="ckpt", disable=args.no_progress, file=sys.stderr):
+    bar = tqdm(steps, desc="checkpoints", unit="ckpt", disable=args.no_progress, file=sys.stderr,
+               mininterval=0.1 if sys.stderr.isatty() else 60)   # in a log file, not a stream of redraws
+    for revision, path in bar:
         info = read_info(path)
         result = score(path, revision, False)
         results[revision] = result
@@ -718,13 +724,18 @@ def format_curve(curve, headline: str) -> str:
     return "\n".join(lines)
 
 
-def plot_curve(curve, png: str, headline: str) -> str:
+def pyplot():
     try:
         import matplotlib
         matplotlib.use("Agg")  # files only, no window
         import matplotlib.pyplot as plt
     except ImportError:
         raise SystemExit("eval_blimp.py: --png needs matplotlib (pip install matplotlib)")
+    return plt
+
+
+def plot_curve(curve, png: str, headline: str) -> str:
+    plt = pyplot()
     points = [c for c in curve if c["words_seen"]]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for suite in curve[0]["headline"]:

@@ -904,3 +904,14 @@ def test_columns_that_look_wrong_warn_and_impossible_ones_are_refused(tmp_path, 
                           ("sentence=2,label=3,good=1", "not both")]:
         with pytest.raises(SystemExit, match=message):
             pair_files.parse_columns(spec)
+
+
+def test_png_without_matplotlib_is_one_line_before_any_scoring(tmp_path, model, tiny_tokenizer, monkeypatch):
+    run = tmp_path / "run"
+    os.makedirs(run)
+    save_checkpoint(str(run / "ckpt.safetensors"), model,
+                    {"model_config": asdict(model.cfg), "tokenizer": tiny_tokenizer.to_dict()})
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # import matplotlib raises ImportError
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: pytest.fail("scored before the error"))
+    with pytest.raises(SystemExit, match=r"^eval_blimp.py: --png needs matplotlib \(pip install matplotlib\)$"):
+        ev.main([str(run), "--all-checkpoints", "--suite", SMALL, "--png", str(tmp_path / "c.png")])
