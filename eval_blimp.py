@@ -9,6 +9,10 @@ Score a causal language model on minimal pairs: BLiMP and its Dutch and Chinese 
     python eval_blimp.py out/model_a/ckpt.safetensors --predictions pairs.jsonl  # every pair's two scores
     python eval_blimp.py out/model_a/ckpt.safetensors --suite blimp_filtered,blimp_supplement \\
         --babylm-predictions babylm_preds.json                              # for a BabyLM submission
+    python eval_blimp.py out/model_a/ckpt.safetensors --suite blimp_filtered,blimp_supplement \\
+        --babylm-results results                                            # the pipeline's own tree
+    python eval_blimp.py out/model_a --all-checkpoints --suite blimp_filtered,blimp_supplement --fast \\
+        --out curve.json --png curve.png --babylm-results results           # every milestone
 
 From code (train.py and the results scripts do this):
 
@@ -56,7 +60,11 @@ suite, paradigm, id, file, line, both sentences, both scores, the credit) and --
 (the minimal-pair part of a BabyLM submission, in the format of babylm/evaluation-pipeline-2025:
 {"blimp": {UID: {"predictions": [{"id": "UID_k", "pred": the sentence the model prefers}]}},
  "blimp_supplement": {...}}, pairs in file order; a tie is given to the good sentence, as that
-pipeline's argmax does, so the file holds what the pipeline would write for the same scores).
+pipeline's argmax does, so the file holds what the pipeline would write for the same scores), and
+--babylm-results (the same, one file per task, in the folders that pipeline writes and reads:
+BABYLM_FOLDERS). --fast keeps the first pairs.fast_size(suite) pairs of each paradigm, the
+pipeline's fast sizes (200 per BLiMP paradigm, 50 per supplement task). --all-checkpoints scores
+every milestone of a run and writes the learning curve (learning_curve, below main).
 """
 
 import argparse
@@ -64,18 +72,22 @@ import gzip
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from atomic import atomic_path, check_output, write_json
+from checkpoint import CHECKPOINT_FILE, read_info
 from load import load_model
 from machine import choose_dtype, record as machine_record
 from model import DTYPES
-from pairs import DEFAULT_DATA_ROOT, FAST_PAIRS, GROUP_KEYS, SUITES, parse_columns, read_pairs, suite_files
+from pairs import (DEFAULT_DATA_ROOT, FAST_SIZES, GROUP_KEYS, SUITES, fast_size, parse_columns, read_pairs,
+                   suite_files)
 
 
 
@@ -382,6 +394,20 @@ def aggregate(pairs, credits: np.ndarray, ties: np.ndarray) -> dict:
 
 # suite -> its key in a BabyLM predictions file (babylm/evaluation-pipeline-2025, collate_preds.py)
 BABYLM_TASKS = {"blimp_filtered": "blimp", "blimp_supplement": "blimp_supplement"}
+# suite -> its folder in the pipeline's results tree, (full set, fast set). The pipeline (commit
+# 20658672cca5) writes RESULTS/<model>/<revision>/zero_shot/<backend>/<task>/<data folder>/predictions.json
+# (sentence_zero_shot/run.py: the data folder's name, task "blimp" for both suites) and
+# collate_preds.py reads blimp/{blimp_filtered,supplement_filtered} (main) and
+# blimp/{blimp_fast,supplement_fast} (each milestone, with --fast) from there.
+BABYLM_FOLDERS = {"blimp_filtered": ("blimp_filtered", "blimp_fast"),
+                  "blimp_supplement": ("supplement_filtered", "supplement_fast")}
+BABYLM_BACKEND = "causal"
+
+
+def babylm_results_file(revision_dir: str, suite: str, fast: bool) -> str:
+    """Where the pipeline looks for a suite's predictions under RESULTS/<model>/<revision>."""
+    return os.path.join(revision_dir, "zero_shot", BABYLM_BACKEND, "blimp", BABYLM_FOLDERS[suite][fast],
+                        "predictions.json")
 
 
 def pair_ids(pairs) -> list:
@@ -426,11 +452,13 @@ def write_jsonl(path: str, lines):
 def evaluate(model, tokenizer, suites="blimp", *, data_root: str = DEFAULT_DATA_ROOT, fast: bool = False,
              protocol: str = "ours", leading_space: bool = False, bos: bool = None, batch_tokens: int = None,
              dtype=None, columns: dict = None, predictions: str = None, babylm_predictions: str = None,
-             progress: bool = True) -> dict:
+             babylm_results: str = None, progress: bool = True) -> dict:
     """Score model on each suite (a comma-separated string or a list of suite names, pair files
     and folders) under a protocol (PROTOCOLS; bos overrides its BOS choice). Returns the JSON-able
-    result that --out writes; writes the per-pair files if given. columns maps roles to column
-    names in the user's own pair files. The model's train/eval mode is left as it was found. Pass
+    result that --out writes; writes the per-pair files if given: babylm_results is a revision's
+    folder of the pipeline's results tree (RESULTS/<model>/<revision>), where blimp_filtered and
+    blimp_supplement go (babylm_results_file). fast keeps the first fast_size(suite) pairs of each
+    paradigm. columns maps roles to column names in the user's own pair files. The model's train/eval mode is left as it was found. Pass
     the plain model, not a torch.compile'd one (every batch has another shape)."""
     if isinstance(suites, str):
         suites = [s for s in suites.split(",") if s]
@@ -456,14 +484,16 @@ def evaluate(model, tokenizer, suites="blimp", *, data_root: str = DEFAULT_DATA_
         for k, (name, files) in enumerate(named):
             name = name if name not in result["suites"] else suites[k]   # two files with one stem
             t0 = time.time()
-            pairs = read_pairs(files, fast, None if name in SUITES else columns)
+            per_paradigm = fast_size(suites[k]) if fast else None
+            pairs = read_pairs(files, per_paradigm, None if name in SUITES else columns)
             seqs, good_index, bad_index = encode_pairs(pairs, tokenizer, model.cfg.max_seq_len, bos, leading_space)
             scores = score_sequences(model, seqs, batch_tokens, dtype, tokenizer.pad_id or 0, progress, name)
             good_scores, bad_scores = scores[good_index], scores[bad_index]
             credits = credit(good_scores, bad_scores, rules.tie_credit)
             seconds = time.time() - t0
             r = {"files": [os.path.relpath(f, data_root) if name in SUITES else f for f in files],
-                 "seconds": round(seconds, 2), "pairs_per_second": round(len(pairs) / seconds, 1)}
+                 "fast_pairs": per_paradigm, "seconds": round(seconds, 2),
+                 "pairs_per_second": round(len(pairs) / seconds, 1)}
             r.update(aggregate(pairs, credits, good_scores == bad_scores))
             r["headline"] = r["total"][rules.headline]
             result["suites"][name] = r
@@ -471,6 +501,10 @@ def evaluate(model, tokenizer, suites="blimp", *, data_root: str = DEFAULT_DATA_
                 per_pair += prediction_lines(name, pairs, good_scores, bad_scores, credits)
             if babylm_predictions:
                 babylm[BABYLM_TASKS.get(name, name)] = babylm_task(pairs, good_scores, bad_scores)
+            if babylm_results and suites[k] in BABYLM_FOLDERS:
+                path = babylm_results_file(babylm_results, suites[k], fast)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_json(path, babylm_task(pairs, good_scores, bad_scores), ensure_ascii=False)
     finally:
         model.train(was_training)
     if predictions:
@@ -495,7 +529,7 @@ def format_table(name: str, r: dict, settings: dict = None) -> str:
         head += (f"; protocol {settings['protocol']}: {'BOS' if settings['bos'] else 'no BOS'}, "
                  f"{'leading space' if settings['leading_space'] else 'no leading space'}, "
                  f"a tie earns {settings['tie_credit']:g}, {settings['dtype']}"
-                 f"{', fast (200 per paradigm)' if settings['fast'] else ''}")
+                 + (f", fast ({r['fast_pairs']} per paradigm)" if r.get("fast_pairs") else ""))
     rule = "-" * 89
     lines = [head, rule, f"{'paradigm':<52} {'pairs':>7} {'ties':>5} {'acc %':>6}  95% interval", rule]
     lines += [row(k, v["n"], v["ties"], v["accuracy"], v["ci95"]) for k, v in r["paradigms"].items()]
@@ -514,18 +548,30 @@ def format_table(name: str, r: dict, settings: dict = None) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Minimal-pair evaluation (BLiMP and peers) of a causal LM.",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", help="a train.py checkpoint (.safetensors) or an export_hf.py folder")
+    ap.add_argument("model", help="a train.py checkpoint (.safetensors) or an export_hf.py folder; with "
+                                  "--all-checkpoints a run folder or a folder of chck_* checkpoints")
     ap.add_argument("--suite", default="blimp",
                     help=f"comma-separated suites ({', '.join(SUITES)}), pair files or folders (default blimp)")
     ap.add_argument("--data-root", default=DEFAULT_DATA_ROOT, help="where the suites live (default ../shared/data)")
-    ap.add_argument("--fast", action="store_true", help=f"first {FAST_PAIRS} pairs of each paradigm")
+    ap.add_argument("--fast", action="store_true",
+                    help="the first N pairs of each paradigm: the BabyLM pipeline's fast sizes (" +
+                         ", ".join(f"{k} {v}" for k, v in FAST_SIZES.items()) + "), 200 for other files")
     ap.add_argument("--protocol", default="ours", choices=list(PROTOCOLS),
                     help="ours: BOS, every token scored, a tie earns half, macro headline; "
                          "card: no BOS, first token not scored, a tie is wrong, micro headline")
-    ap.add_argument("--out", help="write the totals as JSON here")
+    ap.add_argument("--out", help="write the totals (with --all-checkpoints: the learning curve) as JSON here")
     ap.add_argument("--predictions", help="write one JSON line per pair here (both scores, the credit)")
     ap.add_argument("--babylm-predictions", help="write the BabyLM pipeline's predictions file here")
-    ap.add_argument("--columns", help="good=NAME,bad=NAME,paradigm=NAME: column names of your own pair files")
+    ap.add_argument("--babylm-results", metavar="DIR",
+                    help="write the BabyLM pipeline's results tree: DIR/MODEL/REVISION/zero_shot/causal/blimp/"
+                         "{blimp_filtered,supplement_filtered,blimp_fast,supplement_fast}/predictions.json")
+    ap.add_argument("--model-name", help="MODEL in the results tree (default: the run folder's name)")
+    ap.add_argument("--revision", help="REVISION in the results tree (default main)")
+    ap.add_argument("--all-checkpoints", action="store_true",
+                    help="score every milestone (checkpoints/chck_*.safetensors) and ckpt.safetensors as main")
+    ap.add_argument("--png", help="with --all-checkpoints: plot the learning curve here (needs matplotlib)")
+    ap.add_argument("--columns", help="good=NAME,bad=NAME,paradigm=NAME (a pair a row) or sentence=NAME,"
+                                      "label=NAME,paradigm=NAME (a sentence a row): your own files' columns")
     ap.add_argument("--leading-space", action="store_true", help='score " " + sentence (lm-eval\'s convention)')
     ap.add_argument("--no-bos", action="store_true", help="do not condition on BOS; the first token is not scored")
     ap.add_argument("--batch-tokens", type=int, help="input positions per forward pass (default 2048 CPU, 32768 GPU)")
@@ -539,22 +585,34 @@ def main(argv=None):
     if args.batch_tokens is not None and args.batch_tokens < 1:
         raise SystemExit(f"--batch-tokens {args.batch_tokens}: must be at least 1")
     columns = parse_columns(args.columns) if args.columns else None
+    steps = checkpoints_of(args) if args.all_checkpoints else [(args.revision or "main", args.model)]
+    if args.png:  # before minutes of scoring, not after
+        if not args.all_checkpoints:
+            raise SystemExit("--png: plots the learning curve of --all-checkpoints")
+        pyplot()
     for flag, path in (("--out", args.out), ("--predictions", args.predictions),
-                       ("--babylm-predictions", args.babylm_predictions)):
+                       ("--babylm-predictions", args.babylm_predictions), ("--png", args.png)):
         check_writable(flag, path)  # before minutes of scoring, not after
-    check_outputs_are_not_inputs(args)
+    check_outputs_are_not_inputs(args, steps)
+    command = " ".join(["python", "eval_blimp.py"] + (argv if argv is not None else sys.argv[1:]))
 
-    model, tokenizer = load_model(args.model, args.device, args.tokenizer)
-    try:
-        result = evaluate(model, tokenizer, args.suite, data_root=args.data_root, fast=args.fast,
-                          protocol=args.protocol, leading_space=args.leading_space,
-                          bos=False if args.no_bos else None, batch_tokens=args.batch_tokens, dtype=args.dtype,
-                          columns=columns, predictions=args.predictions,
-                          babylm_predictions=args.babylm_predictions, progress=not args.no_progress)
-    except OSError as e:  # writing --predictions on a full disk or a read-only file system
-        raise SystemExit(f"{e.filename or 'predictions'}: cannot write ({e.strerror or e})")
+    def score(path, revision, progress):
+        model, tokenizer = load_model(path, args.device, args.tokenizer)
+        try:
+            return evaluate(model, tokenizer, args.suite, data_root=args.data_root, fast=args.fast,
+                            protocol=args.protocol, leading_space=args.leading_space,
+                            bos=False if args.no_bos else None, batch_tokens=args.batch_tokens, dtype=args.dtype,
+                            columns=columns, predictions=args.predictions,
+                            babylm_predictions=args.babylm_predictions,
+                            babylm_results=revision_dir(args, revision), progress=progress)
+        except OSError as e:  # writing --predictions on a full disk or a read-only file system
+            raise SystemExit(f"{e.filename or 'predictions'}: cannot write ({e.strerror or e})")
+
+    if args.all_checkpoints:
+        return learning_curve(args, steps, score, command)
+    result = score(args.model, steps[0][0], not args.no_progress)
     result["model"] = os.path.abspath(args.model)
-    result["command"] = " ".join(["python", "eval_blimp.py"] + (argv if argv is not None else sys.argv[1:]))
+    result["command"] = command
     for name, r in result["suites"].items():
         print(format_table(name, r, result["settings"]) + "\n")
     headline = result["settings"]["headline"]
@@ -564,28 +622,156 @@ def main(argv=None):
             t = r["total"]
             print(f"{name:<20} {headline} {100 * t[headline]:5.1f} (headline)   {other} {100 * t[other]:5.1f}"
                   f"   ({t['n']} pairs)")
-    for path in (args.predictions, args.babylm_predictions):
+    for path in (args.predictions, args.babylm_predictions, revision_dir(args, steps[0][0])):
         if path:
             print(f"wrote {path}")
-    if args.out:
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-            write_json(args.out, result, indent=1, ensure_ascii=False)
-        except OSError as e:  # a full disk, a read-only file system: the scores were printed above
-            raise SystemExit(f"--out {args.out}: cannot write the results ({e.strerror or e}); the scores are printed above")
-        print(f"wrote {args.out}")
+    write_out(args.out, result)
     return result
 
 
-def check_outputs_are_not_inputs(args):
+def write_out(path: str, result: dict):
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_json(path, result, indent=1, ensure_ascii=False)
+    except OSError as e:  # a full disk, a read-only file system: the scores were printed above
+        raise SystemExit(f"--out {path}: cannot write the results ({e.strerror or e}); the scores are printed above")
+    print(f"wrote {path}")
+
+
+# ------------------------------------------------------------------- every milestone of a run
+
+MILESTONE_FILE = re.compile(r"^chck_(\d+(?:\.\d+)?)M\.safetensors$")
+
+
+def checkpoints_of(args) -> list:
+    """[(revision, path)] for --all-checkpoints: a run folder's checkpoints/chck_{N}M.safetensors in
+    order of N (the revision is the file name, as export_hf.py names the branches), then its
+    ckpt.safetensors as "main"; or a folder holding chck_* files itself."""
+    folder = args.model
+    if not os.path.isdir(folder):
+        raise SystemExit(f"{folder}: --all-checkpoints takes a train.py run folder (or a folder of chck_* files)")
+    for flag in ("revision", "predictions", "babylm_predictions"):
+        if getattr(args, flag):
+            raise SystemExit(f"--{flag.replace('_', '-')}: one file per checkpoint would overwrite itself; "
+                             f"with --all-checkpoints use --babylm-results DIR")
+    found = []
+    for ck_dir in (os.path.join(folder, "checkpoints"), folder):
+        if os.path.isdir(ck_dir):
+            found += sorted((float(m.group(1)), os.path.join(ck_dir, name))
+                            for name in os.listdir(ck_dir) if (m := MILESTONE_FILE.match(name)))
+    steps = [(os.path.basename(path)[:-len(".safetensors")], path) for _, path in found]
+    if os.path.isfile(os.path.join(folder, CHECKPOINT_FILE)):
+        steps.append(("main", os.path.join(folder, CHECKPOINT_FILE)))
+    if not steps:
+        raise SystemExit(f"{folder}: no checkpoints/chck_*.safetensors, chck_*.safetensors or {CHECKPOINT_FILE}")
+    return steps
+
+
+def run_name(path: str) -> str:
+    """The run folder's name: out/model_a for out/model_a/ckpt.safetensors, out/model_a/checkpoints/
+    chck_1M.safetensors and out/model_a; an export folder's own name (the pipeline's Path(model).stem)."""
+    path = os.path.abspath(path)
+    if os.path.isfile(path):
+        path = os.path.dirname(path)
+    if os.path.basename(path) == "checkpoints":
+        path = os.path.dirname(path)
+    return os.path.basename(path)
+
+
+def revision_dir(args, revision: str):
+    """DIR/MODEL/REVISION of --babylm-results, or None."""
+    if not args.babylm_results:
+        return None
+    return os.path.join(args.babylm_results, args.model_name or run_name(args.model), revision)
+
+
+def learning_curve(args, steps, score, command) -> dict:
+    """Score each checkpoint, then print and write the curve: words seen against each suite's headline."""
+    curve, results = [], {}
+    bar = tqdm(steps, desc="checkpoints", unit="ckpt", disable=args.no_progress, file=sys.stderr,
+               mininterval=0.1 if sys.stderr.isatty() else 60)   # in a log file, not a stream of redraws
+    for revision, path in bar:
+        info = read_info(path)
+        result = score(path, revision, False)
+        results[revision] = result
+        curve.append({"revision": revision, "checkpoint": path, "words_seen": info.get("words_seen"),
+                      "tokens_seen": info.get("tokens_seen"),
+                      "headline": {name: r["headline"] for name, r in result["suites"].items()}})
+    first = results[steps[0][0]]
+    out = {"settings": first["settings"], "machine": first["machine"], "model": os.path.abspath(args.model),
+           "command": command, "curve": curve,
+           "checkpoints": {revision: r["suites"] for revision, r in results.items()}}
+    print(format_curve(curve, first["settings"]["headline"]))
+    if args.babylm_results:
+        print(f"wrote {len(steps)} revisions under {revision_dir(args, '')}")
+    write_out(args.out, out)
+    if args.png:
+        print(f"wrote {plot_curve(curve, args.png, first['settings']['headline'])}")
+    return out
+
+
+def format_curve(curve, headline: str) -> str:
+    suites = list(curve[0]["headline"])
+    width = max([12] + [len(s) for s in suites])
+    lines = [f"{'revision':<10} {'words seen':>14} " + " ".join(f"{s:>{width}}" for s in suites),
+             f"{'':<10} {'':>14} " + " ".join(f"{headline + ' %':>{width}}" for _ in suites)]
+    for c in curve:
+        words = f"{c['words_seen']:,.0f}" if c["words_seen"] is not None else "?"
+        lines.append(f"{c['revision']:<10} {words:>14} " +
+                     " ".join(f"{100 * c['headline'][s]:>{width}.1f}" for s in suites))
+    return "\n".join(lines)
+
+
+def pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")  # files only, no window
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("eval_blimp.py: --png needs matplotlib (pip install matplotlib)")
+    return plt
+
+
+def plot_curve(curve, png: str, headline: str) -> str:
+    plt = pyplot()
+    points = [c for c in curve if c["words_seen"]]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for suite in curve[0]["headline"]:
+        ax.plot([c["words_seen"] for c in points], [100 * c["headline"][suite] for c in points], marker="o", label=suite)
+    ax.axhline(50, color="grey", lw=0.8, ls=":", label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel("words seen")
+    ax.set_ylabel(f"accuracy, {headline} average (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return png
+
+
+def check_outputs_are_not_inputs(args, steps):
     """No output may be the model, its tokenizer, a pair file or another output (symlinks followed)."""
-    inputs = [args.model, args.tokenizer]
+    inputs = [args.model, args.tokenizer] + [path for _, path in steps]
     if os.path.isdir(args.model):
         inputs += [os.path.join(args.model, name) for name in os.listdir(args.model)]
     for suite in args.suite.split(","):
         if suite.strip() and (suite.strip() in SUITES or os.path.exists(suite.strip())):
             inputs += suite_files(suite.strip(), args.data_root)[1]
-    outputs = [("--out", args.out), ("--predictions", args.predictions), ("--babylm-predictions", args.babylm_predictions)]
+    outputs = [("--out", args.out), ("--predictions", args.predictions),
+               ("--babylm-predictions", args.babylm_predictions), ("--png", args.png)]
+    if args.babylm_results:
+        if os.path.exists(args.babylm_results) and not os.path.isdir(args.babylm_results):
+            raise SystemExit(f"--babylm-results {args.babylm_results}: is a file, not a folder")
+        named = [s.strip() for s in args.suite.split(",") if s.strip() in BABYLM_FOLDERS]
+        if not named:
+            raise SystemExit(f"--babylm-results: the tree holds {' and '.join(BABYLM_FOLDERS)}; --suite has neither")
+        outputs += [("--babylm-results", babylm_results_file(revision_dir(args, revision), suite, args.fast))
+                    for revision, _ in steps for suite in named]
     for i, (flag, path) in enumerate(outputs):
         if path:
             check_output(path, inputs + [p for _, p in outputs[i + 1:]], flag)

@@ -732,3 +732,186 @@ def test_progress_is_plain_lines_in_a_log_and_one_redrawn_line_on_a_terminal(mod
     monkeypatch.setattr(sys, "stderr", terminal)
     ev.evaluate(model, tiny_tokenizer, SMALL, batch_tokens=8, progress=True)
     assert "\r" in terminal.getvalue() and "\n" not in terminal.getvalue()
+
+
+# ------------------------------------------------------- the BabyLM pipeline's fast sets and results tree
+
+# babylm/evaluation-pipeline-2025 at commit 20658672cca5, evaluation_pipeline/collate_preds.py: _check_size
+# asks every UID of a task's predictions.json for exactly BLIMP_FAST_SIZE (200) or SUPPLEMENT_FAST_SIZE (50)
+# predictions under --fast, and SUPPLEMENT_SIZES (these five numbers) for the full supplement.
+PIPELINE_FAST_SIZES = {"blimp": 200, "blimp_supplement": 50}
+PIPELINE_SUPPLEMENT_SIZES = {"hypernym": 842, "qa_congruence_easy": 64, "qa_congruence_tricky": 165,
+                             "subject_aux_inversion": 3867, "turn_taking": 280}
+
+
+def pipeline_size_errors(task_preds: dict, size) -> list:
+    """The pipeline's size rule as we read it: for each key (lower-cased) of {UID: {"predictions":
+    [...]}}, len(predictions) must equal size (a number, or a dict by UID). The messages it prints."""
+    errors = []
+    for key, res in task_preds.items():
+        want = size[key.lower()] if isinstance(size, dict) else size
+        if len(res["predictions"]) != want:
+            errors.append(f"The sub-data {key.lower()} has {len(res['predictions'])} datapoints, not {want}")
+    return errors
+
+
+def fake_scores(model, seqs, *args, **kw):
+    """Scores without a forward pass, for tests of the files only: the negative token count."""
+    return -np.array([len(s) for s in seqs], dtype=np.float64)
+
+
+def test_fast_means_the_pipelines_sizes_per_suite():
+    assert pair_files.fast_size("blimp_filtered") == 200 and pair_files.fast_size("blimp_supplement") == 50
+    assert pair_files.fast_size("zhoblimp") == 200 and pair_files.fast_size("my_pairs.csv") == 200
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_babylm_files_pass_the_pipelines_size_checks_and_land_in_its_tree(tmp_path, tiny_tokenizer, monkeypatch,
+                                                                           fast):
+    """On the shared BabyLM data: --babylm-predictions and the --babylm-results tree hold 200 per
+    BLiMP paradigm (13,400) and 50 per supplement task under --fast, every pair otherwise, in the
+    folders collate_preds.py reads, with ids UID_0, UID_1, ... in file order."""
+    monkeypatch.setattr(ev, "score_sequences", fake_scores)
+    model = tiny_model(tiny_tokenizer.vocab_size, max_seq_len=512)
+    run = tmp_path / "out" / "model_a"
+    os.makedirs(run)
+    save_checkpoint(str(run / "ckpt.safetensors"), model,
+                    {"model_config": asdict(model.cfg), "tokenizer": tiny_tokenizer.to_dict()})
+    suites = "blimp_filtered,blimp_supplement" if fast else "blimp_supplement"
+    argv = [str(run / "ckpt.safetensors"), "--suite", suites, "--data-root", SHARED_DATA, "--no-progress",
+            "--babylm-predictions", str(tmp_path / "preds.json"), "--babylm-results", str(tmp_path / "results")]
+    ev.main(argv + (["--fast"] if fast else []))
+    preds = json.loads((tmp_path / "preds.json").read_text(encoding="utf-8"))
+    tree = tmp_path / "results" / "model_a" / "main" / "zero_shot" / "causal" / "blimp"
+    folders = {"blimp": "blimp_fast" if fast else "blimp_filtered",
+               "blimp_supplement": "supplement_fast" if fast else "supplement_filtered"}
+    for task in preds:
+        size = PIPELINE_FAST_SIZES[task] if fast else PIPELINE_SUPPLEMENT_SIZES
+        assert pipeline_size_errors(preds[task], size) == []
+        assert json.loads((tree / folders[task] / "predictions.json").read_text(encoding="utf-8")) == preds[task]
+        for uid, entry in preds[task].items():
+            assert [p["id"] for p in entry["predictions"]] == [f"{uid}_{k}" for k in range(len(entry["predictions"]))]
+    if fast:
+        assert sum(len(e["predictions"]) for e in preds["blimp"].values()) == 13400 == 67 * 200
+        assert sum(len(e["predictions"]) for e in preds["blimp_supplement"].values()) == 250
+    assert sorted(os.listdir(tree)) == sorted(folders[t] for t in preds)
+
+
+def test_the_results_tree_is_refused_where_it_would_overwrite_an_input_or_hold_nothing(tmp_path, model, tiny_tokenizer):
+    small = pair_files.read_pairs([SMALL])
+    data = tmp_path / "data"
+    write_gz(str(data / "blimp_filtered" / "agreement.jsonl.gz"),
+             [{"sentence_good": p["good"], "sentence_bad": p["bad"], "UID": "agreement"} for p in small])
+    target = tmp_path / "res" / "m" / "main" / "zero_shot" / "causal" / "blimp" / "blimp_filtered" / "predictions.json"
+    os.makedirs(target.parent)
+    ckpt = str(target)            # the model itself lies where the tree would write
+    save_checkpoint(ckpt, model, {"model_config": asdict(model.cfg), "tokenizer": tiny_tokenizer.to_dict()})
+    argv = [ckpt, "--suite", "blimp_filtered", "--data-root", str(data), "--babylm-results", str(tmp_path / "res"),
+            "--model-name", "m"]
+    with pytest.raises(SystemExit, match="--babylm-results .*predictions.json: is .*an input of this command"):
+        ev.main(argv)
+    with pytest.raises(SystemExit, match="--babylm-results: the tree holds blimp_filtered and blimp_supplement"):
+        ev.main([ckpt, "--suite", SMALL, "--babylm-results", str(tmp_path / "res")])
+
+
+def test_all_checkpoints_scores_every_milestone_into_a_learning_curve(tmp_path, tiny_tokenizer, capsys):
+    """A run folder's chck_1M, chck_2M (in milestone order, not name order: chck_10M last) and
+    ckpt.safetensors as main: each scored as evaluate scores it alone, words seen from each
+    checkpoint's info, the curve printed and written, a revision per milestone in the tree."""
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "out" / "run_b"
+    os.makedirs(run / "checkpoints")
+    small = pair_files.read_pairs([SMALL])
+    data = tmp_path / "data"
+    write_gz(str(data / "blimp_filtered" / "agreement.jsonl.gz"),
+             [{"sentence_good": p["good"], "sentence_bad": p["bad"], "UID": "agreement"} for p in small])
+    models = {}
+    for seed, (revision, words) in enumerate([("chck_1M", 1e6), ("chck_2M", 2e6), ("chck_10M", 1e7), ("main", 1.2e7)]):
+        m = tiny_model(tiny_tokenizer.vocab_size, seed=seed)
+        path = run / "ckpt.safetensors" if revision == "main" else run / "checkpoints" / f"{revision}.safetensors"
+        save_checkpoint(str(path), m, {"model_config": asdict(m.cfg), "tokenizer": tiny_tokenizer.to_dict(),
+                                       "words_seen": words, "tokens_seen": int(words * 1.3), "iter_num": seed})
+        models[revision] = m
+    out, png = tmp_path / "curve.json", tmp_path / "curve.png"
+    result = ev.main([str(run), "--all-checkpoints", "--suite", f"{SMALL},blimp_filtered", "--data-root", str(data),
+                      "--fast", "--out", str(out), "--png", str(png), "--babylm-results", str(tmp_path / "results"),
+                      "--no-progress"])
+    assert [c["revision"] for c in result["curve"]] == ["chck_1M", "chck_2M", "chck_10M", "main"]
+    assert [c["words_seen"] for c in result["curve"]] == [1e6, 2e6, 1e7, 1.2e7]
+    for c in result["curve"]:
+        alone = ev.evaluate(models[c["revision"]], tiny_tokenizer, [SMALL], progress=False)
+        assert c["headline"]["pairs_small"] == alone["suites"]["pairs_small"]["headline"]
+        assert os.path.isfile(tmp_path / "results" / "run_b" / c["revision"] / "zero_shot" / "causal" / "blimp" /
+                              "blimp_fast" / "predictions.json")
+    assert json.loads(out.read_text())["curve"] == result["curve"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "words seen" in printed and "12,000,000" in printed and "chck_10M" in printed
+    with pytest.raises(SystemExit, match="one file per checkpoint would overwrite itself"):
+        ev.main([str(run), "--all-checkpoints", "--suite", SMALL, "--predictions", str(tmp_path / "p.jsonl")])
+    with pytest.raises(SystemExit, match="no checkpoints/chck_"):
+        ev.main([str(tmp_path / "data"), "--all-checkpoints", "--suite", SMALL])
+
+
+# --------------------------------------------------------------- a sentence a row (CLiMP's CSVs)
+
+CLIMP_ROWS = [("ba", "ba_1", "他把书看完了。", "1"), ("ba", "ba_1", "他把书看。", "0"),
+              ("ba", "ba_1", "她把门关上了。", "1"), ("ba", "ba_1", "她把门关。", "0"),
+              ("classifier", "cl_1", "一本书", "0"), ("classifier", "cl_1", "一个书", "1")]  # bad first: either order
+
+
+def write_climp(path, rows, header=True):
+    """As CLiMP's files: pandas' index column and header ",0,1,2,3"; or neither; CRLF line ends."""
+    lines = [",0,1,2,3"] + [f"{i},{','.join(r)}" for i, r in enumerate(rows)] if header else [",".join(r) for r in rows]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+    return str(path)
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_a_sentence_a_row_file_pairs_consecutive_good_and_bad_rows(tmp_path, header):
+    path = write_climp(tmp_path / "climp.csv", CLIMP_ROWS, header)
+    columns = pair_files.parse_columns("sentence=2,label=3,paradigm=1")
+    pairs = pair_files.read_pairs([path], columns=columns)
+    assert [(p["good"], p["bad"], p["paradigm"]) for p in pairs] == [
+        ("他把书看完了。", "他把书看。", "ba_1"), ("她把门关上了。", "她把门关。", "ba_1"), ("一个书", "一本书", "cl_1")]
+    assert [p["line"] for p in pairs] == ([2, 4, 6] if header else [1, 3, 5])
+
+
+@pytest.mark.parametrize("rows,message", [
+    (CLIMP_ROWS[:1] + CLIMP_ROWS[2:], "climp.csv:3: rows 2 and 3 are both good (1)"),
+    (CLIMP_ROWS[:3], "climp.csv:4: the last sentence row has no partner"),
+    (CLIMP_ROWS[:3] + [("ba", "ba_2", "她把门关。", "0")], "climp.csv:5: 1 'ba_2' here and 'ba_1' at line 4"),
+    ([("ba", "ba_1", "他把书看完了。", "yes")] + CLIMP_ROWS[1:2], "climp.csv:2: 3 is 'yes', not 1 (good) or 0 (bad)"),
+])
+def test_sentence_rows_that_do_not_alternate_stop_with_file_and_line(tmp_path, rows, message):
+    path = write_climp(tmp_path / "climp.csv", rows)
+    with pytest.raises(SystemExit) as e:
+        pair_files.read_pairs([path], columns=pair_files.parse_columns("sentence=2,label=3,paradigm=1"))
+    assert str(e.value).startswith(str(tmp_path / message)) and "\n" not in str(e.value)
+
+
+def test_columns_that_look_wrong_warn_and_impossible_ones_are_refused(tmp_path, capsys):
+    path = write_climp(tmp_path / "climp.csv", CLIMP_ROWS)
+    pair_files.read_pairs([path], columns=pair_files.parse_columns("good=2,bad=3"))   # sentences against labels
+    err = capsys.readouterr().err
+    assert err.startswith("warning: 6 of 6 pairs have a bare number for a sentence") and err.count("\n") == 1
+    same = tmp_path / "same.csv"
+    same.write_text("good,bad\na b,a b\nc d,c d\ne f,f e\n", encoding="utf-8")
+    pair_files.read_pairs([str(same)])
+    assert capsys.readouterr().err.startswith("warning: 2 of 3 pairs have the same good and bad sentence")
+    for spec, message in [("sentence=2", "needs both sentence=NAME and label=NAME"),
+                          ("sentence=2,label=2", "for both the sentence and its label"),
+                          ("sentence=2,label=3,good=1", "not both")]:
+        with pytest.raises(SystemExit, match=message):
+            pair_files.parse_columns(spec)
+
+
+def test_png_without_matplotlib_is_one_line_before_any_scoring(tmp_path, model, tiny_tokenizer, monkeypatch):
+    run = tmp_path / "run"
+    os.makedirs(run)
+    save_checkpoint(str(run / "ckpt.safetensors"), model,
+                    {"model_config": asdict(model.cfg), "tokenizer": tiny_tokenizer.to_dict()})
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # import matplotlib raises ImportError
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: pytest.fail("scored before the error"))
+    with pytest.raises(SystemExit, match=r"^eval_blimp.py: --png needs matplotlib \(pip install matplotlib\)$"):
+        ev.main([str(run), "--all-checkpoints", "--suite", SMALL, "--png", str(tmp_path / "c.png")])
