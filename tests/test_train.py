@@ -118,7 +118,8 @@ def test_milestone_checkpoints_follow_the_babylm_schedule(tiny_data, tmp_path, m
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=13", "--milestone_unit=tokens") == 0  # 256 tokens per iteration
     names = sorted(os.listdir(os.path.join(out, "checkpoints")))
-    assert names == ["chck_0.001M.safetensors", "chck_0.002M.safetensors", "chck_0.003M.safetensors"]
+    # in tokens, named so that no one takes them for BabyLM's words milestones (chck_1M is read as words)
+    assert names == ["chck_tok_0.001M.safetensors", "chck_tok_0.002M.safetensors", "chck_tok_0.003M.safetensors"]
     saved = [r["tokens"] for r in read_log(out, "checkpoint") if "chck_" in r["path"]]
     assert saved == [1024, 2048, 3072]            # the first iteration at or past each milestone
 
