@@ -68,10 +68,12 @@ def make_data(cfg, ranks):
 def check_track(cfg, meta: dict, batches, max_iters: int, samples_per_iter: int, master: bool):
     """The run keeps its track's rules (TRACKS), or stops with one line before training. An epoch is
     one pass over the batch source's samples (train.count_iterations), so the run sees epochs x the
-    data's words (tokens)."""
+    data's words (tokens). epochs=10 rounds up to whole steps: a last step that passes 10 epochs counts
+    as within them."""
     epochs = max_iters * samples_per_iter / batches.samples_per_epoch()
+    over = (max_iters - 1) * samples_per_iter / batches.samples_per_epoch() >= MAX_EPOCHS
     if cfg.track is None:
-        if epochs > MAX_EPOCHS and master:
+        if over and master:
             print(f"notice: {epochs:.1f} epochs over the training data; BabyLM's tracks allow {MAX_EPOCHS} "
                   f"(--track=strict-small or strict checks a run against the rules)")
         return
@@ -80,7 +82,7 @@ def check_track(cfg, meta: dict, batches, max_iters: int, samples_per_iter: int,
             else batches.train_tokens())
     if have > budget:
         raise SystemExit(f"{cfg.data_dir}: {have:,} training {unit}, over the {cfg.track} track's {budget:,.0f}")
-    if epochs > MAX_EPOCHS:
+    if over:
         raise SystemExit(f"config: {max_iters} iterations are {epochs:.1f} epochs ({epochs * have:,.0f} {unit} seen); "
                          f"the {cfg.track} track allows {MAX_EPOCHS} ({MAX_EPOCHS * have:,} {unit})")
 
@@ -100,6 +102,13 @@ def score(model, tokenizer, cfg, log, iter_num: int, at: str) -> dict:
     totals = {name: round(r["headline"], 5) for name, r in result["suites"].items()}
     log({"kind": "blimp", "iter": iter_num, "at": at, "fast": cfg.eval_fast, "suites": totals})
     return result
+
+
+def at_milestone(cfg, model, tokenizer, log, iter_num: int, name: str, master: bool):
+    """With eval_milestones, score eval_suites at each milestone checkpoint (rank 0; the others wait at
+    the next step)."""
+    if cfg.eval_milestones and master:
+        score(model, tokenizer, cfg, log, iter_num, name)
 
 
 def check_end_of_run(cfg):
@@ -130,9 +139,3 @@ def end_of_run(cfg, model, tokenizer, log, iter_num: int, master: bool) -> int:
     print(line)
     return 0
 
-
-def at_milestone(cfg, model, tokenizer, log, iter_num: int, name: str, master: bool):
-    """With eval_milestones, score eval_suites at each milestone checkpoint (rank 0; the others wait at
-    the next step)."""
-    if cfg.eval_milestones and master:
-        score(model, tokenizer, cfg, log, iter_num, name)
