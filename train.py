@@ -1,6 +1,7 @@
 """
 Train a LLaMA on token bins made by tokenize_data.py. One process (CPU, one GPU) or DDP:
 
+    python train.py config/quickstart.py                            # the whole path in minutes: data, train, BLiMP, export
     python train.py config/model_a.py
     python train.py config/model_a.py --lr=1e-3 --max_iters=100     # overrides; a run length replaces the file's
     python train.py config/model_a.py --resume                      # continue out_dir/ckpt.safetensors exactly
@@ -12,7 +13,9 @@ and MixerConfig (mixer.py); configurator.py explains the config files. A run fol
 config.json, log.jsonl (one JSON record per log interval, evaluation, mixer update and checkpoint),
 ckpt.safetensors (the latest resumable checkpoint, replaced atomically) and
 checkpoints/chck_{N}M.safetensors (the BabyLM milestone checkpoints that export_hf.py --all turns
-into branches).
+into branches). Before the loop and after it, babylm.py: making missing data (make_data), a track's
+rules (track), the suites scored at the end (eval_suites, in log.jsonl and blimp.json) and the export
+(export_to).
 
 Read `main` first: set-up, then the loop. The functions after it are its parts, in the order
 main calls them.
