@@ -1,6 +1,7 @@
 """
 Train a LLaMA on token bins made by tokenize_data.py. One process (CPU, one GPU) or DDP:
 
+    python train.py config/quickstart.py                            # the whole path in minutes: data, train, BLiMP, export
     python train.py config/model_a.py
     python train.py config/model_a.py --lr=1e-3 --max_iters=100     # overrides; a run length replaces the file's
     python train.py config/model_a.py --resume                      # continue out_dir/ckpt.safetensors exactly
@@ -12,7 +13,9 @@ and MixerConfig (mixer.py); configurator.py explains the config files. A run fol
 config.json, log.jsonl (one JSON record per log interval, evaluation, mixer update and checkpoint),
 ckpt.safetensors (the latest resumable checkpoint, replaced atomically) and
 checkpoints/chck_{N}M.safetensors (the BabyLM milestone checkpoints that export_hf.py --all turns
-into branches).
+into branches). Before the loop and after it, babylm.py: making missing data (make_data), a track's
+rules (track), the suites scored at the end (eval_suites, in log.jsonl and blimp.json) and the export
+(export_to).
 
 Read `main` first: set-up, then the loop. The functions after it are its parts, in the order
 main calls them.
@@ -41,10 +44,11 @@ from typing import Optional
 import torch
 import torch.distributed
 
+import babylm
 import distributed
 import machine
 from atomic import atomic_path, hold_lock, remove_stale_temporaries, write_json
-from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_train_state, milestone_name, read_info, read_weights,
+from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_train_state, read_info, read_weights,
                         rng_state, save_checkpoint, set_rng_state, stored_tokenizer)
 from configurator import load_config
 from data import Shard, heldout_batches, read_meta
@@ -68,6 +72,15 @@ class TrainConfig:
     init_from_other_tokenizer: bool = False  # init_from weights trained with another tokenizer than data_dir's
     milestone_unit: str = "words"           # BabyLM checkpoints at 1M, 2M, ... "words" or "tokens"; "none" = off
     stop_iter: Optional[int] = None         # stop early (checkpoint saved) without changing the schedule
+    make_data: Optional[str] = None         # tokenize_data.py's arguments (no --out): run when data_dir has no data
+    # the challenge (babylm.py): its rules, and the scores and export at the end of a run
+    track: Optional[str] = None             # "strict-small" (10M words), "strict" (100M), "multilingual" (100M
+                                            # tokens): the data's budget, at most 10 epochs, milestones in words
+    eval_suites: Optional[str] = None       # "blimp_filtered,blimp_supplement": scored after the final checkpoint
+    eval_fast: bool = False                 # the first 200 pairs of each paradigm (BabyLM's fast set)
+    eval_milestones: bool = False           # score eval_suites at each milestone checkpoint too
+    eval_data_root: Optional[str] = None    # where the suites live (eval_blimp --data-root); None: ../shared/data
+    export_to: Optional[str] = None         # export the final model to this folder (export_hf.py)
     # data: one optimizer step sees batch_size * block_size * grad_accum * world_size tokens
     batch_size: int = 16                    # sequences per micro-batch
     block_size: int = 512                   # tokens per sequence
@@ -127,6 +140,7 @@ class TrainConfig:
         check(self.dtype == "auto" or self.dtype in DTYPES, f"dtype={self.dtype!r}: expected auto or one of {', '.join(DTYPES)}")
         check(not (self.resume and self.init_from), "resume and init_from: give one (resume continues out_dir's run)")
         check(not (self.resume and self.force), "resume and force: give one (force starts out_dir's run over)")
+        babylm.check_config(self)  # track, eval_suites, make_data
 
 
 RUN_LENGTH = ("max_iters", "epochs", "max_tokens")
@@ -151,10 +165,9 @@ def main(argv):
     share_accumulation(cfg, ranks.world_size)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     dtype, autocast, why = choose_precision(cfg.dtype, ranks)  # prints the run's first line: device and precision
-
     meta, tokenizer, batches, heldout = open_data(cfg, model_cfg, mix_cfg, explicit, ranks)
     words_per_token = words_per_token_of(meta)
-    max_iters = count_iterations(cfg, batches, cfg.batch_size * cfg.grad_accum * ranks.world_size)
+    max_iters = count_iterations(cfg, meta, batches, ranks)  # and the track's rules (babylm.check_track)
     raw_model, optimizer, scaler, progress = build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype)
     # raw_model is the one we save: its state_dict has no "_orig_mod." or "module." prefixes
     model = distributed.wrap(torch.compile(raw_model) if cfg.compile else raw_model, ranks)
@@ -171,10 +184,7 @@ def main(argv):
                     "data_meta": meta, "mixer": batches.summary(), **dataclasses.asdict(progress)}
             state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "sampler": batches.state_dict(),
                      "rng": rng_state()} if resumable else None
-            try:
-                save_checkpoint(path, raw_model, info, state)
-            except OSError as e:  # a full disk: the temporary file is gone, the last checkpoint intact
-                raise SystemExit(f"{path}: cannot write the checkpoint ({e.strerror or e}); {ranks.last_checkpoint()}")
+            write_checkpoint(path, raw_model, info, state, ranks)
             log({"kind": "checkpoint", "iter": progress.iter_num, "path": path, "tokens": progress.tokens_seen,
                  "words": round(progress.words_seen)})
 
@@ -239,10 +249,12 @@ def main(argv):
                 loss_sum.zero_()
                 log(meter.log_record(mean_loss, lr))  # "train": loss, lr, tokens, words, tok_per_s, mfu, seconds
 
-            for count in milestones.passed():
-                if diverged(loss_sum, ranks, progress.iter_num):
-                    return 1
-                save(os.path.join(cfg.out_dir, "checkpoints", milestone_name(count) + ".safetensors"), resumable=False)
+            for name in milestones.passed():  # chck_1M, ... (babylm.milestone_name)
+                with meter.paused():
+                    if diverged(loss_sum, ranks, progress.iter_num):
+                        return 1
+                    save(os.path.join(cfg.out_dir, "checkpoints", name + ".safetensors"), resumable=False)
+                    babylm.at_milestone(cfg, raw_model, tokenizer, log, progress.iter_num, name, ranks.master)
 
             stopping = stop.agreed(cfg.stop_iter is not None and progress.iter_num >= cfg.stop_iter, progress.iter_num)
             if progress.iter_num % cfg.eval_interval == 0 or progress.iter_num == max_iters:
@@ -262,7 +274,8 @@ def main(argv):
                 break
         meter.close()
         ranks.finish()  # inside Stop: torchrun follows a Ctrl-C with SIGTERM, which may land while the ranks leave
-        return Stop.exit_code(stopping) if progress.iter_num < max_iters else 0
+    return Stop.exit_code(stopping) if progress.iter_num < max_iters else \
+        babylm.end_of_run(cfg, raw_model, tokenizer, log, progress.iter_num, ranks.master)  # score, export
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -289,6 +302,7 @@ def read_config(argv):
     if mix_cfg.mixer != "none" and (cfg.align_windows or cfg.samples == "lines"):
         raise SystemExit("config: align_windows and samples='lines' apply to the plain batch sources; the mixer draws "
                          "its own windows")
+    babylm.check_end_of_run(cfg)  # the suites' files are there and export_to can be written: before training
     return model_cfg, cfg, mix_cfg, explicit
 
 
@@ -345,6 +359,7 @@ def choose_precision(dtype: str, ranks):
 def open_data(cfg, model_cfg, mix_cfg, explicit, ranks):
     """meta.json, the tokenizer, the batch source (mixer.open_batch_source says which) and the held-out
     batches. The model's vocab_size is the data's unless set explicitly."""
+    babylm.make_data(cfg, ranks)  # when data_dir has none and the config says how (make_data)
     meta = read_meta(cfg.data_dir)
     tokenizer = load_tokenizer(cfg.data_dir)
     if "vocab_size" not in explicit:
@@ -365,15 +380,20 @@ def words_per_token_of(meta) -> dict:
     return ratio
 
 
-def count_iterations(cfg, batches, samples_per_iter: int) -> int:
-    """The run length in iterations. An epoch is one pass over the batch source's samples (windows
-    or pieces); max_tokens counts input tokens, at the source's mean tokens per sample."""
+def count_iterations(cfg, meta, batches, ranks) -> int:
+    """The run length in iterations, checked against the track's rules (babylm.check_track). An epoch
+    is one pass over the batch source's samples (windows or pieces); max_tokens counts input tokens,
+    at the source's mean tokens per sample."""
+    samples_per_iter = cfg.batch_size * cfg.grad_accum * ranks.world_size
     if cfg.max_iters is not None:
-        return cfg.max_iters
-    if cfg.max_tokens is not None:
+        iters = cfg.max_iters
+    elif cfg.max_tokens is not None:
         tokens_per_sample = batches.train_tokens() / batches.samples_per_epoch()
-        return math.ceil(cfg.max_tokens / (samples_per_iter * tokens_per_sample))
-    return math.ceil(cfg.epochs * batches.samples_per_epoch() / samples_per_iter)
+        iters = math.ceil(cfg.max_tokens / (samples_per_iter * tokens_per_sample))
+    else:
+        iters = math.ceil(cfg.epochs * batches.samples_per_epoch() / samples_per_iter)
+    babylm.check_track(cfg, meta, batches, iters, samples_per_iter, ranks.master)
+    return iters
 
 
 def build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype):
@@ -404,6 +424,14 @@ def build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype):
         batches.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
     return model, optimizer, scaler, progress
+
+
+def write_checkpoint(path: str, model, info: dict, state, ranks):
+    """checkpoint.save_checkpoint; a full disk is one line (the temporary file is gone, the last checkpoint intact)."""
+    try:
+        save_checkpoint(path, model, info, state)
+    except OSError as e:
+        raise SystemExit(f"{path}: cannot write the checkpoint ({e.strerror or e}); {ranks.last_checkpoint()}")
 
 
 def check_moments(saved: dict, optimizer, path: str):
@@ -556,9 +584,9 @@ class Milestones:
         return self.progress.words_seen if self.unit == "words" else self.progress.tokens_seen
 
     def passed(self):
-        """The milestones reached since the last call (usually none, at most a few)."""
+        """The names of the milestones reached since the last call (usually none, at most a few)."""
         while self.next is not None and self.seen() >= self.next:
-            yield self.next
+            yield babylm.milestone_name(self.next, self.unit)
             self.next = next((m for m in MILESTONES if m > self.next), None)
 
 

@@ -1,7 +1,8 @@
 # Model A, the BabyLM 2 MB English reference (see the README's "Model A" table).
-# Data: python tokenize_data.py --model-a --corpus ../shared/data/corpora --out data/model_a
+# python train.py config/model_a.py: makes the data if data/model_a has none, trains, and prints its BLiMP score
 out_dir = "out/model_a"
 data_dir = "data/model_a"
+make_data = "--corpus ../shared/data/corpora --model-a"   # tokenize_data.py's arguments (--out is data_dir)
 
 # model: LLaMA, 26.4M parameters with untied embeddings
 dim = 384
@@ -24,3 +25,7 @@ grad_accum = 4
 block_size = 512
 eval_interval = 10     # 8 evaluations in the 77-iteration run: enough points for the loss plot
 log_interval = 1
+
+# the end of the run: BabyLM's fast BLiMP (filtered + supplement, 200 pairs a paradigm, ~14k pairs)
+eval_suites = "blimp_filtered,blimp_supplement"
+eval_fast = True

@@ -7,7 +7,8 @@
 # Full scale, as the reference run; the README's CPU study (Results II) adds config/taam_cpu.py,
 # which shrinks the model and the run.
 out_dir = "runs/taam"
-data_dir = "data/eng_nld_zho"  # python tokenize_data.py --corpus ../shared/data/corpora --out data/eng_nld_zho
+data_dir = "data/eng_nld_zho"
+make_data = "--corpus ../shared/data/corpora"  # made when missing: python tokenize_data.py ... --out data/eng_nld_zho
 
 # model: Model A's LLaMA (vocab_size comes from the data folder)
 dim = 384

@@ -118,7 +118,8 @@ def test_milestone_checkpoints_follow_the_babylm_schedule(tiny_data, tmp_path, m
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=13", "--milestone_unit=tokens") == 0  # 256 tokens per iteration
     names = sorted(os.listdir(os.path.join(out, "checkpoints")))
-    assert names == ["chck_0.001M.safetensors", "chck_0.002M.safetensors", "chck_0.003M.safetensors"]
+    # in tokens, named so that no one takes them for BabyLM's words milestones (chck_1M is read as words)
+    assert names == ["chck_tok_0.001M.safetensors", "chck_tok_0.002M.safetensors", "chck_tok_0.003M.safetensors"]
     saved = [r["tokens"] for r in read_log(out, "checkpoint") if "chck_" in r["path"]]
     assert saved == [1024, 2048, 3072]            # the first iteration at or past each milestone
 
@@ -408,3 +409,75 @@ def test_train_main_stays_short_enough_to_read_in_one_sitting():
     import inspect
     lines, _ = inspect.getsourcelines(train.main)
     assert len(lines) <= 120, f"train.main has {len(lines)} lines; move a part of it into a function below it"
+
+
+# ----------------------------------------------------------------------------- the BabyLM path (babylm.py)
+
+def write_pairs(path, n=6):
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"sentence_good": "the cat sat on a mat.", "sentence_bad": "cat the mat a on sat.",
+                                "UID": f"order_{i % 2}"}) + "\n")
+    return str(path)
+
+
+def test_a_run_scores_its_suites_at_the_end_and_at_milestones_then_exports(tiny_data, tmp_path, capsys, monkeypatch):
+    import babylm
+    monkeypatch.setattr(train, "MILESTONES", [300, 10**9])  # scaled down: 300 words, reached in 8 steps
+    out, export = str(tmp_path / "run"), str(tmp_path / "export")
+    pairs = write_pairs(tmp_path / "pairs.jsonl")
+    assert run_train(tiny_data, out, "--max_iters=8", "--milestone_unit=words", f"--eval_suites={pairs}",
+                     "--eval_milestones", f"--export_to={export}") == 0
+    records = read_log(out, "blimp")
+    assert [r["at"] for r in records] == ["chck_0.0003M", "end"] and records[-1]["iter"] == 8
+    assert set(records[-1]["suites"]) == {"pairs"} and 0 <= records[-1]["suites"]["pairs"] <= 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"done: {out}/ckpt.safetensors at iteration 8; pairs ") and last.endswith(f"exported to {export}")
+    assert json.load(open(os.path.join(out, "blimp.json")))["suites"]["pairs"]["total"]["n"] == 6
+    assert os.path.isfile(os.path.join(export, "model.safetensors")) and os.path.isfile(os.path.join(export, "config.json"))
+    assert babylm.milestone_name(10**6, "words") == "chck_1M" and babylm.milestone_name(10**6, "tokens") == "chck_tok_1M"
+
+
+def test_the_suites_and_the_export_folder_are_checked_before_training(tiny_data, tmp_path, capsys):
+    fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/a", "--max_iters=1", "--eval_suites=blimpp"],
+               "eval_suites: 'blimpp' is neither a suite")
+    fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/b", "--max_iters=1", "--eval_fast"],
+               "set eval_suites too")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    fails_with(capsys, [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/c", "--max_iters=1", f"--export_to={tmp_path}/full"],
+               "exists and is not empty")
+    assert not os.path.exists(tmp_path / "c")   # nothing trained, nothing written
+
+
+def test_a_track_checks_the_data_budget_the_epochs_and_the_milestone_unit(tiny_data, tmp_path, capsys, monkeypatch):
+    import babylm
+    argv = [f"--data_dir={tiny_data}", f"--out_dir={tmp_path}/run", *TINY_MODEL[:-2], "--dropout=0.1"]
+    fails_with(capsys, argv + ["--epochs=11", "--track=strict-small"], "the strict-small track allows 10")
+    fails_with(capsys, argv + ["--max_iters=1", "--track=strict", "--milestone_unit=tokens"],
+               "a track's checkpoints are named by words seen")
+    fails_with(capsys, argv + ["--max_iters=1", "--track=sloppy"], "track='sloppy': expected one of strict-small")
+    words = sum(info["train"]["words"] for info in data.read_meta(tiny_data)["languages"].values())
+    monkeypatch.setitem(babylm.TRACKS, "strict-small", (words - 1, "words"))
+    fails_with(capsys, argv + ["--max_iters=1", "--track=strict-small"], f"{words:,} training words, over the strict-small")
+    monkeypatch.undo()
+    # within the rules a track's run trains; a plain run past 10 epochs is told, once, and trains
+    assert train.main(argv + ["--epochs=10", "--track=strict-small", "--stop_iter=1"]) == 0
+    assert "notice" not in capsys.readouterr().out
+    assert train.main(argv + ["--epochs=11", "--stop_iter=1", "--force"]) == 0
+    notices = [line for line in capsys.readouterr().out.splitlines() if line.startswith("notice:")]
+    assert len(notices) == 1 and "BabyLM's tracks allow 10" in notices[0]
+
+
+def test_make_data_builds_a_missing_data_folder_printing_the_command(tmp_path, capsys):
+    corpus = tmp_path / "corpus" / "en"
+    corpus.mkdir(parents=True)
+    (corpus / "a.txt").write_text("\n".join(synthetic_text(400, seed=3)) + "\n")
+    data_dir, out = str(tmp_path / "data"), str(tmp_path / "run")
+    argv = [f"--data_dir={data_dir}", f"--out_dir={out}", *TINY_MODEL, "--max_iters=2",
+            f"--make_data=--corpus {tmp_path / 'corpus'} --vocab-size 300"]
+    assert train.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"no data yet; making them: python tokenize_data.py --corpus {tmp_path / 'corpus'} --vocab-size 300 --out {data_dir}" in printed
+    assert data.read_meta(data_dir)["vocab_size"] == 300
+    fails_with(capsys, argv[:-1] + ["--make_data=--corpus x --out y"], "make_data: leave --out out")
