@@ -26,8 +26,15 @@ import tempfile
 from contextlib import contextmanager
 
 
-UMASK = os.umask(0o022)
-os.umask(UMASK)  # read it back: the only way to learn the umask is to set it
+def current_umask() -> int:
+    """The process's umask: from /proc on Linux, else by setting it and setting it back."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 @contextmanager
@@ -38,7 +45,7 @@ def atomic_path(path: str):
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~UMASK)  # as any new file (safetensors writes 0600)
+        os.chmod(tmp, 0o666 & ~current_umask())  # as any new file (safetensors writes 0600)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

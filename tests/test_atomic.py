@@ -98,3 +98,21 @@ def test_the_lock_is_released_when_its_file_is_closed(tmp_path):
         hold_lock(lock, "run")  # flock locks belong to the open file: a second open conflicts, even here
     f.close()
     hold_lock(lock, "run").close()
+
+
+def test_files_written_atomically_follow_the_umask_checkpoints_included(tmp_path):
+    """safetensors writes 0600; a checkpoint must get the mode any new file of the run folder gets."""
+    import torch
+    from dataclasses import asdict
+    from checkpoint import save_checkpoint
+    from model import ModelConfig, Transformer
+    old = os.umask(0o022)
+    try:
+        model = Transformer(ModelConfig(dim=16, n_layers=1, n_heads=2, hidden_dim=32, vocab_size=50, max_seq_len=8))
+        save_checkpoint(str(tmp_path / "ckpt.safetensors"), model, {"model_config": asdict(model.cfg)})
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(old)
+    mode = lambda name: os.stat(tmp_path / name).st_mode & 0o777
+    assert mode("ckpt.safetensors") == mode("plain.txt") == 0o644

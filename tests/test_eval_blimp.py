@@ -915,3 +915,14 @@ def test_png_without_matplotlib_is_one_line_before_any_scoring(tmp_path, model, 
     monkeypatch.setattr(ev, "evaluate", lambda *a, **k: pytest.fail("scored before the error"))
     with pytest.raises(SystemExit, match=r"^eval_blimp.py: --png needs matplotlib \(pip install matplotlib\)$"):
         ev.main([str(run), "--all-checkpoints", "--suite", SMALL, "--png", str(tmp_path / "c.png")])
+
+
+def test_a_pair_file_starting_with_a_utf8_bom_reads_as_without_it(tmp_path):
+    """Spreadsheet programs save CSV with a byte-order mark: the header's first name must not carry it."""
+    from pairs import read_pairs
+    for name, text in (("p.csv", "sentence_good,sentence_bad\nThe cat sat.,The cat sit.\n"),
+                       ("p.jsonl", '{"sentence_good": "The cat sat.", "sentence_bad": "The cat sit."}\n')):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        pairs = read_pairs([str(path)])
+        assert [(p["good"], p["bad"]) for p in pairs] == [("The cat sat.", "The cat sit.")]
