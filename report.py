@@ -76,6 +76,7 @@ def run_summary(run_dir):
         "mean_tok_per_s": sum(rates) / len(rates) if rates else None,
         "wall_clock_s": sum(r.get("seconds", 0) for r in train) or None,
         "device": config.get("device_resolved"), "dtype": config.get("dtype_resolved"),
+        "machine": config.get("machine"),  # CPU and instruction set or GPU, threads, torch (runs since 2026-12-07)
     }
 
 

@@ -121,13 +121,14 @@ def main():
     if not seeds:
         raise SystemExit(f"{a.runs}: no finished and scored seed runs (seed1/, ...)")
     runs = [one_seed(os.path.join(a.runs, s), os.path.join(a.results, s)) for s in seeds]
+    machines = [run_summary(os.path.join(a.runs, s))["machine"] for s in seeds]  # None: a run before machine.py
     summary = {}
     for key in runs[0]:
         values = [r[key] for r in runs if r[key] is not None]
         if key != "seed" and values:
             summary[key] = {"mean": statistics.mean(values),
                             "sd": statistics.stdev(values) if len(values) > 1 else None}
-    out = {"card": CARD, "runs": runs, "mean_sd": summary,
+    out = {"card": CARD, "runs": runs, "mean_sd": summary, "machines": machines,
            "command": rerun_command([r["seed"] for r in runs])}
     with open(a.json, "w") as f:
         json.dump(out, f, indent=1)
