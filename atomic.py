@@ -128,6 +128,9 @@ def recover_staged(out: str):
             shutil.rmtree(path)
 
 
+HELD = {}  # lock file -> this process's hold_lock on it
+
+
 class hold_lock:
     """An exclusive lock on lock_path (a file made for it, holding our PID) until close(), which
     removes the file; the kernel drops the lock when the process ends, however it ends, and the file
@@ -136,6 +139,9 @@ class hold_lock:
 
     def __init__(self, lock_path: str, what: str):
         self.path = lock_path
+        mine = HELD.get(os.path.realpath(lock_path))
+        if mine is not None:  # this process's own earlier holder (a run that ended in an exception): take over
+            mine.close()
         while True:
             try:
                 f = open(lock_path, "a+")
@@ -162,8 +168,10 @@ class hold_lock:
         except OSError:
             pass
         self.file = f
+        HELD[os.path.realpath(lock_path)] = self
 
     def close(self):
+        HELD.pop(os.path.realpath(self.path), None)
         if not self.file.closed:
             os.remove(self.path)  # still holding the lock, so nobody else holds this file
             try:

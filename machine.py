@@ -124,12 +124,25 @@ def describe(device_type: str, dtype: str, why: str) -> str:
     return f"{where}; {dtype} ({why})"
 
 
-def thread_warning():
-    """One line when this process's threads exceed the cores the other processes leave free (by the
-    1-minute load average), else None."""
+def busy_cores() -> float:
+    """Cores other processes keep busy: the 1-minute load average, but no more than the processes
+    running right now (/proc/loadavg's run queue, less this one), so that work which has just ended
+    does not count."""
     if not hasattr(os, "getloadavg"):
-        return None
+        return 0.0
     busy = os.getloadavg()[0]
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0]) - 1
+        busy = min(busy, running)
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(0.0, busy)
+
+
+def thread_warning():
+    """One line when this process's threads exceed the cores the other processes leave free, else None."""
+    busy = busy_cores()
     free = max(1, cores() - round(busy))
     threads = torch.get_num_threads()
     if threads <= free:

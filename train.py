@@ -344,7 +344,7 @@ def choose_precision(dtype: str, ranks):
     if ranks.master:
         print(machine.describe(device_type, dtype, why))
         if device_type == "cpu" and (warning := machine.thread_warning()):
-            print(warning, file=sys.stderr)
+            print(warning)  # stdout: stderr is kept for the one line of an error
     if device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -105,7 +105,7 @@ def test_two_ranks_stopped_and_resumed_on_two_ranks_continue_the_same_training(t
     la, lb = read_log(straight, "train"), read_log(split, "train")
     assert [r["iter"] for r in la] == [r["iter"] for r in lb] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in lb] == pytest.approx([r["loss"] for r in la], abs=1e-6)
-    assert sorted(os.listdir(split)) == ["checkpoints", "ckpt.safetensors", "config.json", "log.jsonl"]
+    assert sorted(os.listdir(split)) == [".lock", "checkpoints", "ckpt.safetensors", "config.json", "log.jsonl"]
 
 
 # ----------------------------------------------------------------------------- a rank that dies or hangs
