@@ -86,6 +86,7 @@ from checkpoint import CHECKPOINT_FILE, read_info
 from load import load_model
 from machine import choose_dtype, record as machine_record
 from model import DTYPES
+from report import pyplot
 from pairs import (DEFAULT_DATA_ROOT, FAST_SIZES, GROUP_KEYS, SUITES, fast_size, parse_columns, read_pairs,
                    suite_files)
 
@@ -589,7 +590,7 @@ def main(argv=None):
     if args.png:  # before minutes of scoring, not after
         if not args.all_checkpoints:
             raise SystemExit("--png: plots the learning curve of --all-checkpoints")
-        pyplot()
+        pyplot("eval_blimp.py")
     for flag, path in (("--out", args.out), ("--predictions", args.predictions),
                        ("--babylm-predictions", args.babylm_predictions), ("--png", args.png)):
         check_writable(flag, path)  # before minutes of scoring, not after
@@ -724,18 +725,8 @@ def format_curve(curve, headline: str) -> str:
     return "\n".join(lines)
 
 
-def pyplot():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")  # files only, no window
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("eval_blimp.py: --png needs matplotlib (pip install matplotlib)")
-    return plt
-
-
 def plot_curve(curve, png: str, headline: str) -> str:
-    plt = pyplot()
+    plt = pyplot("eval_blimp.py")
     points = [c for c in curve if c["words_seen"]]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for suite in curve[0]["headline"]:

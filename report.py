@@ -80,13 +80,14 @@ def run_summary(run_dir):
     }
 
 
-def pyplot():
+def pyplot(program: str = "report.py"):
+    """matplotlib's pyplot, drawing to files only; one line naming program when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")  # files only, no window
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SystemExit("report.py: --png needs matplotlib (pip install matplotlib)")
+        raise SystemExit(f"{program}: --png needs matplotlib (pip install matplotlib)")
     return plt
 
 
