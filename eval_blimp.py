@@ -86,9 +86,9 @@ from checkpoint import CHECKPOINT_FILE, read_info
 from load import load_model
 from machine import choose_dtype, record as machine_record
 from model import DTYPES
-from report import pyplot
 from pairs import (DEFAULT_DATA_ROOT, FAST_SIZES, GROUP_KEYS, SUITES, fast_size, parse_columns, read_pairs,
                    suite_files)
+from report import pyplot
 
 
 
