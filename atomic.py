@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from contextlib import contextmanager
 
 
@@ -128,7 +129,7 @@ def recover_staged(out: str):
             shutil.rmtree(path)
 
 
-HELD = {}  # lock file -> this process's hold_lock on it
+HELD = weakref.WeakValueDictionary()  # lock file -> this process's hold_lock on it, while anything holds that
 
 
 class hold_lock:
