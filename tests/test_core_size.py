@@ -40,6 +40,7 @@ OUTSIDE_CORE = {
     "bpe_fast": "the same ids as tokenizer.py's BPE, faster (tiktoken): a speed-up, not an idea",
     "tokenizer_backends": "SentencePiece and OpenAI's tiktoken files: other tokenizers, loaded only when used",
     "pairs": "reading minimal-pair files (eval_blimp.py, outside its scoring rule)",
+    "report": "plots and tables of runs (eval_blimp.py draws its learning curve with report.pyplot)",
     "babylm": "the challenge's rules and the end of a run (make the data, score, export): around the loop, not in it",
 }
 
