@@ -367,7 +367,7 @@ _EVAL_CACHE = {}
 
 def pair_sentences(path: str) -> list:
     """Both sentences of every pair of a pair file, read by pairs.read_pairs (which names a bad line)."""
-    return [s for pair in read_pairs([path]) for s in (pair["good"], pair["bad"])]
+    return [s for pair in read_pairs([path], warn=False) for s in (pair["good"], pair["bad"])]
 
 
 def eval_sentence_keys(data_root: str, lang: str, key: Callable) -> Optional[dict]:

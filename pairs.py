@@ -137,12 +137,13 @@ def parse_columns(spec: str) -> dict:
     return columns
 
 
-def read_pairs(files, fast=False, columns: dict = None) -> list:
+def read_pairs(files, fast=False, columns: dict = None, warn: bool = True) -> list:
     """Every pair of the files, in order, as dicts with good, bad, paradigm, the GROUP_KEYS found,
     file and line. fast: False, True (the first FAST_PAIRS of each paradigm) or that number of
     pairs. columns maps the roles (good, bad, paradigm; or sentence, label, paradigm) to the file's
     own names. Any bad line stops with one message naming file and line: nothing is skipped
-    silently (blank lines hold no pair and are passed over)."""
+    silently (blank lines hold no pair and are passed over). warn: say where the columns look wrong
+    (warn_if_not_sentences); off where the sentences are only counted, not scored."""
     limit = FAST_PAIRS if fast is True else (fast or None)
     pairs, per_paradigm = [], {}
     for path in files:
@@ -164,7 +165,8 @@ def read_pairs(files, fast=False, columns: dict = None) -> list:
                              f"({type(e).__name__}: {e})")
         if n_in_file == 0:
             raise SystemExit(f"{path}: no pairs in the file")
-    warn_if_not_sentences(pairs)
+    if warn:
+        warn_if_not_sentences(pairs)
     return pairs
 
 
