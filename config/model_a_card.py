@@ -37,8 +37,8 @@ weight_decay = 0.0
 grad_clip = 1.0
 
 # system: the precision native on the machine (machine.py: bf16 on a GPU or a CPU with native bf16, else
-# fp32). The published seeds ran in bf16 autocast on an AVX-512 BF16 CPU (the card used fp16 on a GPU);
-# to reproduce their exact numbers give --dtype=bfloat16, which an AVX2-only CPU emulates ~60x slower.
+# fp32). The published seeds ran in bf16 autocast on an AVX-512 BF16 CPU (the card used fp16 on a GPU), which
+# auto picks there too; an AVX2-only CPU computes fp32 instead (its numbers differ slightly; bf16 is emulated there).
 dtype = "auto"
 eval_interval = 250
 log_interval = 10

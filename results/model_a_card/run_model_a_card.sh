@@ -6,8 +6,8 @@
 # results/model_a_card/model_a_card.json. About 40 min of training (compiled; two runs at once) and 7 min of scoring
 # per seed on the 2-core AVX-512 BF16 machine that ran the published seeds, in bf16; on an AVX2-only CPU the native
 # precision is fp32 (dtype auto picks it): ~110 min a seed on one thread (233 target tok/s, AMD EPYC AVX2, 2026-12-07).
-# Precision: every run and score uses dtype auto (machine.py); the published seeds ran in bf16, so to reproduce
-# their exact numbers add EXTRA="--dtype=bfloat16" (and score with --dtype bfloat16) on a CPU that computes bf16.
+# Precision: every run and score uses dtype auto (machine.py), which picks bf16 on a CPU that computes it natively,
+# as the published seeds ran; config.json records the machine and the precision of each run.
 # Two runs at once: one thread each (OMP_NUM_THREADS=1), else OpenMP threads spin and both crawl.
 #
 #   bash results/model_a_card/run_model_a_card.sh
