@@ -35,8 +35,6 @@ def main(argv=None):
     for name, least in (("max_new_tokens", 1), ("top_k", 1), ("num_samples", 1), ("temperature", 0)):
         if getattr(args, name) < least:
             raise SystemExit(f"--{name} {getattr(args, name)}: must be at least {least}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {args.device}: this machine has no CUDA GPU")
 
     torch.manual_seed(args.seed)
     model, tok = load_model(args.checkpoint, args.device)

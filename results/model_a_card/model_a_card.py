@@ -96,6 +96,7 @@ def one_seed(run_dir, result_dir):
         **dict(zip(("train_loss_last100", "train_loss_last100_as_logged_by_4.46"), train_loss_end(run_dir))),
         "steps": s["iterations"], "train_tokens_seen": s["tokens"],
         "wall_clock_s": s["wall_clock_s"], "tokens_per_s": s["mean_tok_per_s"],
+        "machine": s["machine"],  # None: a run from before machine.py
     }
 
 
@@ -121,14 +122,13 @@ def main():
     if not seeds:
         raise SystemExit(f"{a.runs}: no finished and scored seed runs (seed1/, ...)")
     runs = [one_seed(os.path.join(a.runs, s), os.path.join(a.results, s)) for s in seeds]
-    machines = [run_summary(os.path.join(a.runs, s))["machine"] for s in seeds]  # None: a run before machine.py
     summary = {}
     for key in runs[0]:
         values = [r[key] for r in runs if r[key] is not None]
-        if key != "seed" and values:
+        if key not in ("seed", "machine") and values:
             summary[key] = {"mean": statistics.mean(values),
                             "sd": statistics.stdev(values) if len(values) > 1 else None}
-    out = {"card": CARD, "runs": runs, "mean_sd": summary, "machines": machines,
+    out = {"card": CARD, "runs": runs, "mean_sd": summary,
            "command": rerun_command([r["seed"] for r in runs])}
     with open(a.json, "w") as f:
         json.dump(out, f, indent=1)
