@@ -765,6 +765,7 @@ def test_fast_means_the_pipelines_sizes_per_suite():
     assert pair_files.fast_size("zhoblimp") == 200 and pair_files.fast_size("my_pairs.csv") == 200
 
 
+@pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason="needs ../shared/data (BLiMP-filtered and the supplement)")
 @pytest.mark.parametrize("fast", [True, False])
 def test_babylm_files_pass_the_pipelines_size_checks_and_land_in_its_tree(tmp_path, tiny_tokenizer, monkeypatch,
                                                                            fast):
