@@ -15,6 +15,7 @@ so a checkpoint from somebody else is safe to open. It holds
               optimizer.<i>.<key>          AdamW's moments and step of parameter i   } resumable
               rng.torch, rng.cuda.<d>,     the random generators' states             } checkpoints
               rng.numpy_keys                                                         } only
+              average.<name>               the weight average, with ema_decay        }
     metadata  "format"                     FORMAT
               "info"                       JSON: model_config, config, tokenizer, data_meta,
                                            iter_num, tokens_seen, words_seen
@@ -22,7 +23,8 @@ so a checkpoint from somebody else is safe to open. It holds
                                            the batch source's state, the rest of numpy's RNG state
 
 train.py writes out_dir/ckpt.safetensors (resumable, replaced at every evaluation) and, at BabyLM's
-milestones, out_dir/checkpoints/chck_{N}M.safetensors (weights and info only).
+milestones, out_dir/checkpoints/chck_{N}M.safetensors (weights and info only); with ema_decay, also
+out_dir/ema.safetensors (the weight average's weights and info, written beside each ckpt.safetensors).
 
 Every file is written atomically (atomic.py): a crash or Ctrl-C at any moment leaves the old file
 or the new one, never half of one.
@@ -40,6 +42,7 @@ from tokenizer import Tokenizer
 
 FORMAT = "babylm-llama-checkpoint/1"
 CHECKPOINT_FILE = "ckpt.safetensors"
+EMA_FILE = "ema.safetensors"  # train.py's weight average (ema_decay), weights and info only
 
 # BabyLM's checkpoint schedule: 1M..10M by 1M, 20M..100M by 10M, 200M..1000M by 100M
 MILESTONES = [m * 10**6 for m in list(range(1, 10)) + list(range(10, 100, 10)) + list(range(100, 1001, 100))]
@@ -70,12 +73,13 @@ def set_rng_state(state: dict):
 
 def save_checkpoint(path: str, model: Transformer, info: dict, train_state: dict = None):
     """Write model's weights and info (JSON-able) to path; with train_state (keys optimizer,
-    scaler, sampler, rng: the state_dicts of train.py's objects) the checkpoint can be resumed."""
-    tied = model.cfg.tie_embeddings
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()
-               if not (tied and k == "output.weight")}  # a tied matrix is stored once
+    scaler, sampler, rng: the state_dicts of train.py's objects; average: the model train.py's
+    WeightAverage keeps, or None) the checkpoint can be resumed."""
+    tensors = weight_tensors(model, "model.")
     metadata = {"format": FORMAT, "info": json.dumps(info, default=_plain)}
     if train_state is not None:
+        if train_state.get("average") is not None:  # train.WeightAverage's model: resumed with the run
+            tensors.update(weight_tensors(train_state["average"], "average."))
         opt = train_state["optimizer"]
         scalars = {}
         for i, state in opt["state"].items():
@@ -97,6 +101,13 @@ def save_checkpoint(path: str, model: Transformer, info: dict, train_state: dict
     tensors = {k: v.to("cpu") for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         write_safetensors(tensors, tmp, metadata)
+
+
+def weight_tensors(model: Transformer, prefix: str) -> dict:
+    """{prefix + name: tensor} of model's weights; a tied output matrix is stored once."""
+    tied = model.cfg.tie_embeddings
+    return {prefix + k: v.detach().contiguous() for k, v in model.state_dict().items()
+            if not (tied and k == "output.weight")}
 
 
 def write_safetensors(tensors: dict, path: str, metadata: dict = None):
@@ -248,8 +259,11 @@ def load_train_state(path: str, device="cpu") -> dict:
         if cuda:
             rng["cuda"] = [f.get_tensor(k).cpu() for k in cuda]
         check_train_state(path, state, groups, rng)
+        average = {k[len("average."):]: f.get_tensor(k) for k in keys if k.startswith("average.")}
+        if average:
+            check_weights(info["model_config"], average, path, "the stored model_config (the weight average)")
         return {"optimizer": {"state": state, "param_groups": groups}, "scaler": meta["scaler"],
-                "sampler": meta["sampler"], "rng": rng}
+                "sampler": meta["sampler"], "rng": rng, "average": average or None}
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise SystemExit(f"{path}: damaged training state ({type(e).__name__}: {str(e)[:120]})")
 

@@ -64,7 +64,8 @@ def bf16_speedup(n: int = 256, rounds: int = 5) -> float:
     """fp32 time / bf16 time of an n x n matmul on this CPU: the best of `rounds` runs each, the two
     precisions interleaved so that a busy moment of a shared machine hits both (~10 ms where bf16 is
     native, ~0.4 s where it is emulated). Cached: measured once a process."""
-    operands = {dtype: (torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype))
+    own = torch.Generator().manual_seed(0)  # not the global generator: a run's seed alone decides its weights
+    operands = {dtype: (torch.randn(n, n, generator=own).to(dtype), torch.randn(n, n, generator=own).to(dtype))
                 for dtype in (torch.float32, torch.bfloat16)}
     best = {dtype: float("inf") for dtype in operands}
     for a, b in operands.values():

@@ -11,9 +11,9 @@ Train a LLaMA on token bins made by tokenize_data.py. One process (CPU, one GPU)
 Everything the run does is set by three dataclasses: ModelConfig (model.py), TrainConfig (below)
 and MixerConfig (mixer.py); configurator.py explains the config files. A run folder (out_dir) gets
 config.json, log.jsonl (one JSON record per log interval, evaluation, mixer update and checkpoint),
-ckpt.safetensors (the latest resumable checkpoint, replaced atomically) and
+ckpt.safetensors (the latest resumable checkpoint, replaced atomically),
 checkpoints/chck_{N}M.safetensors (the BabyLM milestone checkpoints that export_hf.py --all turns
-into branches). Before the loop and after it, babylm.py: making missing data (make_data), a track's
+into branches) and, with ema_decay, ema.safetensors (a moving average of the weights). Before the loop and after it, babylm.py: making missing data (make_data), a track's
 rules (track), the suites scored at the end (eval_suites, in log.jsonl and blimp.json) and the export
 (export_to).
 
@@ -32,6 +32,7 @@ if __name__ == "__main__":  # first thing: a Ctrl-C or SIGTERM while torch impor
     signal.signal(signal.SIGINT, stopped_while_starting)
     signal.signal(signal.SIGTERM, stopped_while_starting)
 
+import copy
 import dataclasses
 import gc
 import json
@@ -48,7 +49,7 @@ import babylm
 import distributed
 import machine
 from atomic import atomic_path, hold_lock, remove_stale_temporaries, write_json
-from checkpoint import (CHECKPOINT_FILE, MILESTONES, load_train_state, read_info, read_weights,
+from checkpoint import (CHECKPOINT_FILE, EMA_FILE, MILESTONES, load_train_state, read_info, read_weights,
                         rng_state, save_checkpoint, set_rng_state, stored_tokenizer)
 from configurator import load_config
 from data import Shard, heldout_batches, read_meta
@@ -102,6 +103,8 @@ class TrainConfig:
     grad_clip: float = 1.0                  # 0 disables clipping
     warmup_iters: int = 200
     decay: str = "cosine"                   # "cosine", "linear" or "constant"
+    ema_decay: float = 0.0                  # > 0: also keep an exponential moving average of the weights
+                                            # (WeightAverage), saved as out_dir/ema.safetensors; 0 = off
     # system
     device: str = "auto"                    # auto: cuda, then mps, then cpu
     dtype: str = "auto"                     # auto: what the device computes natively (machine.py): bf16 on a
@@ -130,6 +133,7 @@ class TrainConfig:
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"beta1={self.beta1}, beta2={self.beta2}: each must be in [0, 1)")
         check(self.grad_clip >= 0, f"grad_clip={self.grad_clip}: must be >= 0 (0 disables clipping)")
         check(self.warmup_iters >= 0, f"warmup_iters={self.warmup_iters}: must be >= 0")
+        check(0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay}: must be in [0, 1) (0 = off)")
         check(self.samples in ("windows", "lines"), f"samples={self.samples!r}: expected 'windows' or 'lines'")
         check(not (self.align_windows and self.samples == "lines"), "align_windows: only for samples='windows'")
         check(self.decay in DECAYS, f"decay={self.decay!r}: expected one of {', '.join(DECAYS)}")
@@ -168,7 +172,7 @@ def main(argv):
     meta, tokenizer, batches, heldout = open_data(cfg, model_cfg, mix_cfg, explicit, ranks)
     words_per_token = words_per_token_of(meta)
     max_iters = count_iterations(cfg, meta, batches, ranks)  # and the track's rules (babylm.check_track)
-    raw_model, optimizer, scaler, progress = build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype)
+    raw_model, optimizer, scaler, progress, average = build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype)
     # raw_model is the one we save: its state_dict has no "_orig_mod." or "module." prefixes
     model = distributed.wrap(torch.compile(raw_model) if cfg.compile else raw_model, ranks)
 
@@ -183,7 +187,7 @@ def main(argv):
             info = {"model_config": dataclasses.asdict(model_cfg), "config": resolved, "tokenizer": tokenizer.to_dict(),
                     "data_meta": meta, "mixer": batches.summary(), **dataclasses.asdict(progress)}
             state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "sampler": batches.state_dict(),
-                     "rng": rng_state()} if resumable else None
+                     "rng": rng_state(), "average": average and average.model} if resumable else None
             write_checkpoint(path, raw_model, info, state, ranks)
             log({"kind": "checkpoint", "iter": progress.iter_num, "path": path, "tokens": progress.tokens_seen,
                  "words": round(progress.words_seen)})
@@ -193,8 +197,9 @@ def main(argv):
         losses = evaluate(raw_model, heldout, autocast, ranks, progress.iter_num)
         if diverged(loss_sum, ranks, progress.iter_num, *losses.values()):
             return None
+        ema = {"val_loss_ema": evaluate(average.model, heldout, autocast, ranks, progress.iter_num)} if average else {}
         log({"kind": "eval", "iter": progress.iter_num, "tokens": progress.tokens_seen, "val_loss": losses,
-             "val_loss_mean": sum(losses.values()) / len(losses)})
+             "val_loss_mean": sum(losses.values()) / len(losses), **ema})
         record = batches.update(progress.iter_num, losses)  # the mixer learns from the held-out losses
         if record is not None:
             log({"kind": "mixer", "iter": progress.iter_num, **record})
@@ -238,6 +243,8 @@ def main(argv):
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             progress.iter_num += 1
+            if average:
+                average.update(raw_model, progress.iter_num)
             meter.step()
 
             if progress.iter_num % cfg.log_interval == 0 or progress.iter_num == max_iters:
@@ -269,8 +276,7 @@ def main(argv):
                     return 1
                 save()
             if stopping:
-                meter.write(f"stopped ({Stop.REASONS[stopping]}) at iteration {progress.iter_num}; resume with the "
-                            f"same command and --resume")
+                meter.write(Stop.message(stopping, progress.iter_num))
                 break
         meter.close()
         ranks.finish()  # inside Stop: torchrun follows a Ctrl-C with SIGTERM, which may land while the ranks leave
@@ -417,18 +423,47 @@ def build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype):
     model.to(ranks.device)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), ranks.device_type)
     scaler = torch.amp.GradScaler(ranks.device_type, enabled=(dtype == "float16"))
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     if state is not None:
         check_moments(state["optimizer"], optimizer, ranks.checkpoint_path)
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         batches.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
-    return model, optimizer, scaler, progress
+        if average and state["average"] is None:
+            raise SystemExit(f"{ranks.checkpoint_path}: the run was saved without a weight average; resume it "
+                             f"without ema_decay (or start a new run with it)")
+        if average:
+            load_weights(average.model, state["average"], model.cfg, ranks.checkpoint_path)
+    return model, optimizer, scaler, progress, average
+
+
+class WeightAverage:
+    """An exponential moving average (EMA) of the weights, kept beside the model that trains and saved
+    as out_dir/ema.safetensors, which eval_blimp.py and export_hf.py read like any checkpoint. Averaging
+    the last stretch of training cancels some of the noise of the last steps, and on small data such an
+    average often generalises better than the last weights (Polyak averaging)."""
+
+    def __init__(self, model, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model, step: int):
+        # the share of the newest weights: 1/step (the plain mean of all weights so far: the random start
+        # never counts) until that falls to 1 - decay, then 1 - decay (each older step weighs decay x less)
+        share = max(1 - self.decay, 1 / step)
+        for mine, theirs in zip(self.model.parameters(), model.parameters()):
+            mine.lerp_(theirs, share)
 
 
 def write_checkpoint(path: str, model, info: dict, state, ranks):
-    """checkpoint.save_checkpoint; a full disk is one line (the temporary file is gone, the last checkpoint intact)."""
+    """checkpoint.save_checkpoint, and with a weight average in state, out_dir/ema.safetensors first (so it
+    is never behind the checkpoint); a full disk is one line (the temporary file is gone, the last
+    checkpoint intact)."""
     try:
+        if state is not None and state["average"] is not None:
+            save_checkpoint(os.path.join(os.path.dirname(path), EMA_FILE), state["average"], {**info, "weights": "ema"})
         save_checkpoint(path, model, info, state)
     except OSError as e:
         raise SystemExit(f"{path}: cannot write the checkpoint ({e.strerror or e}); {ranks.last_checkpoint()}")
@@ -493,7 +528,7 @@ def open_run_folder(cfg, resolved: dict, ranks, iter_num: int):
     try:
         if cfg.force and not cfg.resume:  # start over: nothing of the old run may mix with the new one
             old = [os.path.join(cfg.out_dir, "checkpoints", n) for n in os.listdir(os.path.join(cfg.out_dir, "checkpoints"))]
-            for path in [ranks.checkpoint_path, *old]:
+            for path in [ranks.checkpoint_path, os.path.join(cfg.out_dir, EMA_FILE), *old]:
                 if os.path.isfile(path) and path.endswith(".safetensors"):
                     os.remove(path)
         remove_stale_temporaries(cfg.out_dir)
@@ -632,6 +667,10 @@ class Stop:
     @staticmethod
     def exit_code(reason: int) -> int:
         return 0 if reason <= 1 else 128 + reason
+
+    @staticmethod
+    def message(reason: int, iter_num: int) -> str:
+        return f"stopped ({Stop.REASONS[reason]}) at iteration {iter_num}; resume with the same command and --resume"
 
 
 class Meter:

@@ -32,6 +32,17 @@ def test_the_probe_agrees_with_the_cpus_instruction_set():
     assert machine.choose_dtype("auto", "cpu")[0] == "float32"
 
 
+def test_the_probe_leaves_the_global_random_generator_alone():
+    """Else a run's weights would depend on whether this process had probed before (a second run in
+    one process, as the tests do, drew other initial weights from the same seed)."""
+    machine.bf16_speedup.cache_clear()
+    torch.manual_seed(5)
+    machine.bf16_speedup()
+    drawn = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(drawn, torch.rand(3))
+
+
 def test_the_record_names_the_machine_and_the_first_line_names_device_capability_threads_and_why():
     record = machine.record("cpu", "float32", "auto: ...")
     assert {"device", "cpu", "capability", "threads", "cores", "torch", "dtype"} <= set(record)

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from model import ModelConfig, Transformer
 import checkpoint
 import data
+import load
 import train
 
 TINY_MODEL = ["--dim=32", "--n_layers=2", "--n_heads=4", "--hidden_dim=64", "--max_seq_len=32",
@@ -81,6 +82,49 @@ def test_resume_continues_bit_for_bit(tiny_data, tmp_path):
     sa, _ = checkpoint_weights(os.path.join(straight, "ckpt.safetensors"))
     sb, _ = checkpoint_weights(os.path.join(split, "ckpt.safetensors"))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_the_weight_average_is_the_mean_of_the_weights_so_far_then_an_ema():
+    model = Transformer(ModelConfig(dim=8, n_layers=1, n_heads=2, hidden_dim=16, vocab_size=10, max_seq_len=8))
+    average = train.WeightAverage(model, decay=0.75)
+    seen = []
+    for step in range(1, 7):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(step ** 2)  # weights 1, 4, 9, 16, 25, 36
+        average.update(model, step)
+        seen.append(next(average.model.parameters())[0, 0].item())
+    # the plain mean while 1/step > 1 - decay (steps 1-4), then each step moves 1/4 of the way
+    assert seen[:4] == pytest.approx([1, 5 / 2, 14 / 3, 30 / 4])
+    assert seen[4] == pytest.approx(0.75 * 7.5 + 0.25 * 25)
+    assert seen[5] == pytest.approx(0.75 * seen[4] + 0.25 * 36)
+    assert next(model.parameters())[0, 0].item() == 36  # the model itself is untouched
+
+
+def test_a_run_with_ema_decay_saves_its_average_and_resumes_it_bit_for_bit(tiny_data, tmp_path, capsys):
+    common = ["--max_iters=14", "--lr=3e-3", "--eval_interval=5", "--log_interval=1", "--ema_decay=0.9"]
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    assert run_train(tiny_data, straight, *common) == 0
+    assert run_train(tiny_data, split, *common, "--stop_iter=7") == 0
+    assert run_train(tiny_data, split, *common, "--resume") == 0
+    ema_a, info = checkpoint_weights(os.path.join(straight, checkpoint.EMA_FILE))
+    ema_b, _ = checkpoint_weights(os.path.join(split, checkpoint.EMA_FILE))
+    last, _ = checkpoint_weights(os.path.join(straight, "ckpt.safetensors"))
+    assert info["iter_num"] == 14 and info["weights"] == "ema" and info["config"]["ema_decay"] == 0.9
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    assert not torch.equal(ema_a["tok_embeddings.weight"], last["tok_embeddings.weight"])
+    evals = read_log(split, "eval")
+    assert evals[0]["val_loss_ema"] == evals[0]["val_loss"]      # before the first step: the same weights
+    assert evals[-1]["val_loss_ema"] != evals[-1]["val_loss"] and set(evals[-1]["val_loss_ema"]) == {"eng", "nld"}
+    # evaluation scores the average like any checkpoint
+    model, _ = load.load_model(os.path.join(straight, checkpoint.EMA_FILE))
+    assert torch.equal(model.tok_embeddings.weight, ema_a["tok_embeddings.weight"])
+    # a run saved without an average cannot grow one on resume: its average would miss the first steps
+    plain = str(tmp_path / "plain")
+    assert run_train(tiny_data, plain, "--max_iters=14", "--stop_iter=3") == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="saved without a weight average"):
+        run_train(tiny_data, plain, "--max_iters=14", "--ema_decay=0.9", "--resume")
 
 
 def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):

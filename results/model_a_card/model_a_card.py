@@ -82,6 +82,17 @@ def train_loss_end(run_dir, steps=100):
     return mean, mean * targets_per_step / (targets_per_step + samples_per_step)
 
 
+def weight_average(run_dir, result_dir):
+    """A run with ema_decay: its weight average's fast-set score (the card's protocol) and held-out loss
+    (the last evaluation's val_loss_ema); nothing for a run without one."""
+    scored = os.path.join(result_dir, "blimp_fast_card_ema.json")
+    if not os.path.isfile(scored):
+        return {}
+    last = [r for r in read_log(run_dir) if r["kind"] == "eval"][-1]["val_loss_ema"]
+    return {"ema_blimp_fast_card_micro": suite_total(scored, "blimp", "micro"),
+            "ema_heldout_loss": sum(last.values()) / len(last)}
+
+
 def one_seed(run_dir, result_dir):
     s = run_summary(run_dir)
     full = os.path.join(result_dir, "blimp_ours.json")  # missing for a run scored with FULL=0
@@ -96,6 +107,7 @@ def one_seed(run_dir, result_dir):
         **dict(zip(("train_loss_last100", "train_loss_last100_as_logged_by_4.46"), train_loss_end(run_dir))),
         "steps": s["iterations"], "train_tokens_seen": s["tokens"],
         "wall_clock_s": s["wall_clock_s"], "tokens_per_s": s["mean_tok_per_s"],
+        **weight_average(run_dir, result_dir),
         "machine": s["machine"],  # None: a run from before machine.py
     }
 
@@ -124,7 +136,7 @@ def main():
     runs = [one_seed(os.path.join(a.runs, s), os.path.join(a.results, s)) for s in seeds]
     summary = {}
     for key in runs[0]:
-        values = [r[key] for r in runs if r[key] is not None]
+        values = [r[key] for r in runs if r.get(key) is not None]
         if key not in ("seed", "machine") and values:
             summary[key] = {"mean": statistics.mean(values),
                             "sd": statistics.stdev(values) if len(values) > 1 else None}

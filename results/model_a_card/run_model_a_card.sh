@@ -41,6 +41,9 @@ for seed in $SEEDS; do
         --no-progress --out "$res/blimp_fast_card.json"
     [ -f "$res/blimp_fast_ours.json" ] || python eval_blimp.py "$out/ckpt.safetensors" --fast --no-progress \
         --out "$res/blimp_fast_ours.json"
+    # a run with ema_decay also wrote its weight average: scored on the fast set the card's way
+    [ ! -f "$out/ema.safetensors" ] || [ -f "$res/blimp_fast_card_ema.json" ] || python eval_blimp.py \
+        "$out/ema.safetensors" --protocol card --fast --no-progress --out "$res/blimp_fast_card_ema.json"
     [ "$FULL" = 0 ] || [ -f "$res/blimp_ours.json" ] || python eval_blimp.py "$out/ckpt.safetensors" --no-progress \
         --suite blimp,blimp_filtered,blimp_supplement --out "$res/blimp_ours.json"
 done

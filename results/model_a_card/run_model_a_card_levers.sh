@@ -30,6 +30,7 @@ model_a_card_lever_batch32_lr6e4|$THREE --grad_accum=2 --lr=6e-4|1 2|0
 model_a_card_lever_batch32_4ep_drop|--epochs=4 --data_dir=data/model_a_card_8k --grad_accum=2 --dropout=0.1|1 2|0
 model_a_card_lever_batch32_8l|$THREE --grad_accum=2 --n_layers=8|1 2|0
 model_a_card_lever_batch32_wd05|$THREE --grad_accum=2 --weight_decay=0.5|1 2|0
+model_a_card_r2_best|config/model_a_best.py --ema_decay=0.999 --compile=False|1 2 3|0
 "
 
 names=$(echo "$VARIANTS" | cut -d'|' -f1)
@@ -43,5 +44,5 @@ done
 while IFS='|' read -r name flags seeds full; do
     [ -n "$name" ] || continue
     [ $# = 0 ] || [[ " $* " == *" $name "* ]] || continue
-    EXTRA="$flags --compile=True" NAME="$name" SEEDS="${SEEDS:-$seeds}" FULL="$full" bash results/model_a_card/run_model_a_card.sh </dev/null
+    EXTRA="--compile=True $flags" NAME="$name" SEEDS="${SEEDS:-$seeds}" FULL="$full" bash results/model_a_card/run_model_a_card.sh </dev/null
 done <<< "$VARIANTS"
