@@ -34,7 +34,6 @@ if __name__ == "__main__":  # first thing: a Ctrl-C or SIGTERM while torch impor
 
 import copy
 import dataclasses
-import gc
 import json
 import math
 import time
@@ -43,11 +42,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.distributed
 
 import babylm
 import distributed
 import machine
+import stopping
 from atomic import atomic_path, hold_lock, remove_stale_temporaries, write_json
 from checkpoint import (CHECKPOINT_FILE, EMA_FILE, MILESTONES, load_train_state, read_info, read_weights,
                         rng_state, save_checkpoint, set_rng_state, stored_tokenizer)
@@ -56,6 +55,7 @@ from data import Shard, heldout_batches, read_meta
 from load import load_model
 from mixer import MixerConfig, open_batch_source
 from model import DTYPES, ModelConfig, Transformer
+from stopping import Stop
 from tokenizer import load_tokenizer
 
 
@@ -102,7 +102,8 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0                  # 0 disables clipping
     warmup_iters: int = 200
-    decay: str = "cosine"                   # "cosine", "linear" or "constant"
+    decay: str = "cosine"                   # "cosine", "linear", "constant" or "wsd" (see learning_rate)
+    cooldown: float = 0.2                   # decay="wsd": the share of max_iters spent decaying, at the end
     ema_decay: float = 0.0                  # > 0: also keep an exponential moving average of the weights
                                             # (WeightAverage), saved as out_dir/ema.safetensors; 0 = off
     # system
@@ -133,6 +134,7 @@ class TrainConfig:
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"beta1={self.beta1}, beta2={self.beta2}: each must be in [0, 1)")
         check(self.grad_clip >= 0, f"grad_clip={self.grad_clip}: must be >= 0 (0 disables clipping)")
         check(self.warmup_iters >= 0, f"warmup_iters={self.warmup_iters}: must be >= 0")
+        check(0 < self.cooldown <= 1, f"cooldown={self.cooldown}: must be in (0, 1]")
         check(0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay}: must be in [0, 1) (0 = off)")
         check(self.samples in ("windows", "lines"), f"samples={self.samples!r}: expected 'windows' or 'lines'")
         check(not (self.align_windows and self.samples == "lines"), "align_windows: only for samples='windows'")
@@ -149,7 +151,7 @@ class TrainConfig:
 
 RUN_LENGTH = ("max_iters", "epochs", "max_tokens")
 MAX_BATCH_TOKENS = 1 << 20  # far above what fits a GPU; a typo's 10**6 x 512 would allocate until the machine dies
-DECAYS = ("cosine", "linear", "constant")
+DECAYS = ("cosine", "linear", "constant", "wsd")
 
 
 @dataclass
@@ -214,7 +216,7 @@ def main(argv):
         meter.start()
         stopping = 0
         while progress.iter_num < max_iters:
-            lr = learning_rate(progress.iter_num, cfg.lr, cfg.min_lr, cfg.warmup_iters, max_iters, cfg.decay)
+            lr = learning_rate(progress.iter_num, cfg.lr, cfg.min_lr, cfg.warmup_iters, max_iters, cfg.decay, cfg.cooldown)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = batches.get_batch(progress.iter_num, 0).to(ranks.device)
@@ -554,7 +556,8 @@ def open_run_folder(cfg, resolved: dict, ranks, iter_num: int):
 
 # ----------------------------------------------------------------------------- the loop's parts
 
-def learning_rate(it: int, lr: float, min_lr: float, warmup_iters: int, max_iters: int, decay: str = "cosine") -> float:
+def learning_rate(it: int, lr: float, min_lr: float, warmup_iters: int, max_iters: int, decay: str = "cosine",
+                  cooldown: float = 0.2) -> float:
     """The learning rate of step it (counted from 0): a linear warmup to lr, then a decay to min_lr at max_iters.
 
         it < warmup_iters:   lr * (it + 1) / warmup_iters
@@ -562,11 +565,18 @@ def learning_rate(it: int, lr: float, min_lr: float, warmup_iters: int, max_iter
             cosine           min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2     (Loshchilov & Hutter 2017)
             linear           lr - (lr - min_lr) * p
             constant         lr
+            wsd              warmup-stable-decay: lr until the last `cooldown` share of max_iters, then
+                             min_lr + (lr - min_lr) * (1 - sqrt(q)), q going from 0 to 1 over those steps
+                             (the "1 - sqrt" cooldown of Hägele et al. 2024, which matched cosine there)
     """
     if it < warmup_iters:
         return lr * (it + 1) / warmup_iters
     if decay == "constant" or max_iters <= warmup_iters:
         return lr
+    if decay == "wsd":
+        start = max(warmup_iters, max_iters - cooldown * max_iters)  # the first step of the cooldown
+        q = min(1.0, max(0.0, (it - start) / (max_iters - start)))
+        return min_lr + (lr - min_lr) * (1 - math.sqrt(q))
     p = min(1.0, (it - warmup_iters) / (max_iters - warmup_iters))
     if decay == "linear":
         return lr - p * (lr - min_lr)
@@ -623,54 +633,6 @@ class Milestones:
         while self.next is not None and self.seen() >= self.next:
             yield babylm.milestone_name(self.next, self.unit)
             self.next = next((m for m in MILESTONES if m > self.next), None)
-
-
-class Stop:
-    """Ctrl-C (SIGINT) or SIGTERM (what schedulers and torchrun send first): finish the current step,
-    save a checkpoint and exit with 128 + the signal's number, so a script can tell an interrupted run
-    from a finished one. A second Ctrl-C stops at once. The handlers are in place inside
-    `with Stop(ranks) as stop:`, and the ones before are back after it."""
-
-    REASONS = {0: None, 1: "stop_iter", signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
-
-    def __init__(self, ranks):
-        self.ranks, self.signal = ranks, 0
-
-    def __enter__(self):
-        self.previous = set_handlers(self.on_signal, self.on_signal)
-        return self
-
-    def __exit__(self, *exception):
-        set_handlers(*self.previous)  # a caller in this process gets its own handlers back
-
-    def on_signal(self, signum, frame):
-        if self.signal and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        if self.signal:  # torchrun follows a Ctrl-C with SIGTERM to every rank: the same request
-            return
-        self.signal = int(signum)
-        if self.ranks.master:
-            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving a checkpoint "
-                  f"(again to quit now)", file=sys.stderr)
-
-    def agreed(self, stop_here: bool, iter_num: int) -> int:
-        """0 to go on, else why to stop after this step: 1 (stop_iter) or the signal's number. A signal
-        reaches the ranks at slightly different moments: they agree to stop at one step (one that lands
-        after the flag was made counts at the next step)."""
-        reason = self.signal or int(stop_here)
-        if not self.ranks.ddp:
-            return reason
-        flag = torch.tensor([float(reason)], device=self.ranks.device)
-        self.ranks.all_reduce(flag, f"training step {iter_num}", op=torch.distributed.ReduceOp.MAX)
-        return int(flag.item())
-
-    @staticmethod
-    def exit_code(reason: int) -> int:
-        return 0 if reason <= 1 else 128 + reason
-
-    @staticmethod
-    def message(reason: int, iter_num: int) -> str:
-        return f"stopped ({Stop.REASONS[reason]}) at iteration {iter_num}; resume with the same command and --resume"
 
 
 class Meter:
@@ -742,36 +704,12 @@ class Meter:
 
 def run(argv) -> int:
     """main, with a signal that arrives before the loop's handlers are installed (or a second Ctrl-C)
-    ending the run with one line and 128 + the signal's number."""
-    def before_the_loop(signum, frame):
-        raise Interrupted(signum)
-    previous = set_handlers(before_the_loop, before_the_loop)
-    try:
-        return main(argv)
-    except (KeyboardInterrupt, Interrupted) as e:
-        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
-        print(f"\n{signal.Signals(signum).name}: stopped; nothing more was saved", file=sys.stderr)
-        return 128 + signum
-    finally:
-        set_handlers(*previous)
-        # DDP's wrapper lives in reference cycles; collected while the interpreter shuts down, the
-        # gloo work it still holds makes gloo's C++ threads take the GIL too late and abort the
-        # process now and then. Collected here, the interpreter is still whole.
-        gc.collect()
-
-
-def set_handlers(on_sigint, on_sigterm) -> tuple:
-    """Handle SIGINT and SIGTERM with these; returns the handlers they replace, for set_handlers(*previous)."""
-    return signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigterm)
-
-
-class Interrupted(Exception):
-    def __init__(self, signum):
-        self.signum = int(signum)
+    ending the run with one line and 128 + the signal's number (stopping.py)."""
+    return stopping.guarded(main, argv)
 
 
 if __name__ == "__main__":
     # run gives back the handlers it found: these, which let the process end as run decided even when a
     # signal comes now (torchrun sends SIGTERM to every rank once one has failed or been interrupted)
-    set_handlers(lambda signum, frame: None, lambda signum, frame: None)
+    stopping.set_handlers(lambda signum, frame: None, lambda signum, frame: None)
     sys.exit(run(sys.argv[1:]))

@@ -41,6 +41,7 @@ OUTSIDE_CORE = {
     "tokenizer_backends": "SentencePiece and OpenAI's tiktoken files: other tokenizers, loaded only when used",
     "pairs": "reading minimal-pair files (eval_blimp.py, outside its scoring rule)",
     "report": "plots and tables of runs (eval_blimp.py draws its learning curve with report.pyplot)",
+    "stopping": "how a run stops on Ctrl-C or SIGTERM (a checkpoint, then 128 + the signal): reliability, not training",
     "babylm": "the challenge's rules and the end of a run (make the data, score, export): around the loop, not in it",
 }
 
@@ -96,6 +97,24 @@ def test_every_repository_module_a_core_file_imports_is_core_or_named_as_outside
                      if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
         unplaced = sorted((imported & modules) - core - set(OUTSIDE_CORE))
         assert not unplaced, f"{name} imports {unplaced}: add each to CORE or OUTSIDE_CORE in {__file__}"
+
+
+def test_the_readmes_reading_order_gives_each_files_lines_and_the_cores_total():
+    """The line counts a student is promised are the files' (row "14", the tests, is rounded)."""
+    import re
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    rows = re.findall(r"^\| \d+ \| (.*?) \| ([\d,+ ]+) \|", readme, re.M)
+    assert len(rows) >= 10, "README.md: the reading order table is gone or changed shape"
+    for files, counts in rows:
+        names = re.findall(r"\[`([\w/.]+\.py)`\]", files)
+        if not names:  # the tests/ folder
+            continue
+        given = [int(n.replace(",", "")) for n in counts.split("+")]
+        actual = [len(open(os.path.join(ROOT, n), encoding="utf-8").read().splitlines()) for n in names]
+        assert given == actual, f"README.md reading order: {names} have {actual} lines, the table says {given}"
+    total = sum(core_lines().values())
+    assert f"is {total:,} lines" in readme, f"README.md: the core is {total:,} lines; say so under the reading order"
 
 
 if __name__ == "__main__":

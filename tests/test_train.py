@@ -43,6 +43,15 @@ def test_learning_rate_warmup_then_cosine_to_the_floor():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
 
 
+def test_wsd_holds_the_peak_then_cools_down_as_one_minus_a_square_root():
+    lrs = [train.learning_rate(i, lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=110, decay="wsd", cooldown=0.2)
+           for i in range(111)]
+    assert lrs[9] == 1.0 and lrs[50] == 1.0 and lrs[88] == 1.0       # warmup, then stable until step 88
+    assert lrs[99] == pytest.approx(0.1 + 0.9 * (1 - (11 / 22) ** 0.5))  # half way through the 22 steps of cooldown
+    assert lrs[110] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
 # ----------------------------------------------------------------------------- training runs
 
 def test_a_short_run_learns_and_logs(tiny_data, tmp_path, capsys):

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Beyond the card (results/README.md, "Beyond the card, on the same 2 MB"): every variant of the table
 # there, two seeds each (three for the GPT-2 init and 32 a step), scored on BLiMP's fast set under the
-# card's protocol and ours; each writes results/model_a_card/<name>.json. ~25 min a variant with two seeds at once on 2 CPU cores,
-# ~8 h for all of them.
+# card's protocol and ours; each writes results/model_a_card/<name>.json. Round one: ~25 min a variant with two seeds
+# at once on the 2-core AVX-512 BF16 machine, ~8 h for all of them. Round two (the model_a_card_r2_* rows) on a 2-core
+# AVX2-only machine in fp32: ~2 h 15 min a seed (~210 target tok/s on one thread), two seeds at once.
 #
 #   bash results/model_a_card/run_model_a_card_levers.sh                                  # all of them, in order
 #   bash results/model_a_card/run_model_a_card_levers.sh model_a_card_lever_batch32 ...   # the ones named
@@ -15,6 +16,11 @@ cd "$(dirname "$0")/../.."
 
 # name | flags on top of config/model_a_card.py | seeds | FULL (1: also full BLiMP, filtered, supplement)
 THREE="--epochs=3 --data_dir=data/model_a_card_8k"   # the card's init, 3 of its 5 epochs, an 8k vocabulary
+# round two (issue 32) starts from the best recipe of round one and runs on the machine at hand in its native
+# precision, so its base is rerun there (model_a_card_r2_best); every round-two run also keeps a moving average
+# of its weights (ema.safetensors, scored beside the last weights: the EMA lever costs no extra run); eager,
+# since --compile gained nothing on an AVX2 CPU and costs minutes of compiling for the packed rows' many shapes
+BEST="config/model_a_best.py --ema_decay=0.999 --compile=False"
 VARIANTS="
 model_a_card_gpt2init|--scaled_residual_init=True|1 2 3|1
 model_a_card_3ep|--epochs=3 --scaled_residual_init=True|1 2|1
@@ -30,7 +36,11 @@ model_a_card_lever_batch32_lr6e4|$THREE --grad_accum=2 --lr=6e-4|1 2|0
 model_a_card_lever_batch32_4ep_drop|--epochs=4 --data_dir=data/model_a_card_8k --grad_accum=2 --dropout=0.1|1 2|0
 model_a_card_lever_batch32_8l|$THREE --grad_accum=2 --n_layers=8|1 2|0
 model_a_card_lever_batch32_wd05|$THREE --grad_accum=2 --weight_decay=0.5|1 2|0
-model_a_card_r2_best|config/model_a_best.py --ema_decay=0.999 --compile=False|1 2 3|0
+model_a_card_r2_best|$BEST|1 2 3|0
+model_a_card_r2_wsd|$BEST --decay=wsd|1 2|0
+model_a_card_r2_dedup|$BEST --data_dir=data/model_a_card_8k_dedup|1 2|0
+model_a_card_r2_2ep|$BEST --epochs=2 --batch_size=21 --grad_accum=1|1 2|0
+model_a_card_r2_wide512|$BEST --dim=512 --n_heads=8 --hidden_dim=2048 --dropout=0.1 --weight_decay=0.1|1 2|0
 "
 
 names=$(echo "$VARIANTS" | cut -d'|' -f1)
@@ -40,6 +50,9 @@ done
 
 [ -d data/model_a_card_8k ] || python tokenize_data.py --model-a-card --vocab-size 8000 --out data/model_a_card_8k
 [ -d data/model_a_card_4k ] || python tokenize_data.py --model-a-card --vocab-size 4000 --out data/model_a_card_4k
+# the 8k data without the training lines that repeat an earlier one, through the same tokenizer (same ids)
+[ -d data/model_a_card_8k_dedup ] || python tokenize_data.py --model-a-card --tokenizer data/model_a_card_8k \
+    --drop-repeats --out data/model_a_card_8k_dedup
 
 while IFS='|' read -r name flags seeds full; do
     [ -n "$name" ] || continue
