@@ -38,8 +38,10 @@ our tokenizer, so a literal "<s>" in a text is text, not BOS. A tokenizer made w
 
 --all RUN_DIR OUT builds one git repository in OUT: every milestone checkpoint
 RUN_DIR/checkpoints/chck_{N}M.safetensors (train.py writes them when 1M..10M, 20M..100M, 200M..1000M words
-or tokens have been seen) becomes a commit on a branch of the same name, and RUN_DIR/ckpt.safetensors the
-last commit, on main: one line of history, so `git log main` walks back through the milestones.
+have been seen; chck_tok_{N}M with milestone_unit=tokens) becomes a commit on a branch of the same name,
+and RUN_DIR/ckpt.safetensors the last commit, on main: one line of history, so `git log main` walks back
+through the milestones. The BabyLM evaluation reads chck_{N}M as words seen; chck_tok_{N}M branches
+keep their name, which nobody can take for words.
 Author, committer and dates are fixed, so the same run gives the same commit ids. Pushing it to
 the Hub (`git push --all`) gives the revisions the BabyLM 2026 evaluation scripts pull
 (revision="chck_1M", ...). The Hub wants files over 10 MB in Git LFS: every commit holds a
@@ -104,7 +106,7 @@ GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LF
 
 # --all: fixed identity and dates, so the same run always gives the same commit ids
 GIT_IDENTITY = {"name": "export_hf.py", "email": "export_hf@babylm.invalid", "date": "2026-01-01T00:00:00+00:00"}
-MILESTONE = re.compile(r"^chck_(\d+)M\.safetensors$")
+MILESTONE = re.compile(r"^chck_(?:tok_)?(\d+)M\.safetensors$")  # words seen; tokens (milestone_unit=tokens)
 
 
 def hf_name(name: str) -> str:

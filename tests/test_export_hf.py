@@ -542,11 +542,13 @@ def checkout(repo, rev, dest):
     return dest
 
 
-def make_run(run, tokenizer):
-    """A run folder as train.py leaves it: milestones 1M, 2M, 10M (10 sorts after 2) and the final ckpt."""
+def make_run(run, tokenizer, prefix="chck_"):
+    """A run folder as train.py leaves it: milestones 1M, 2M, 10M (10 sorts after 2) and the final ckpt;
+    prefix "chck_tok_" for a run with milestone_unit=tokens."""
     models = {}
     # train.py counts words as a float (tokens times an average of words per token)
-    for i, (name, words) in enumerate([("chck_1M", 1_000_049.6), ("chck_2M", 2_000_100.0), ("chck_10M", 10_000_400.2)]):
+    for i, (n, words) in enumerate([("1M", 1_000_049.6), ("2M", 2_000_100.0), ("10M", 10_000_400.2)]):
+        name = prefix + n
         models[name] = random_model(TIED, seed=10 + i)
         save_ckpt(f"{run}/checkpoints/{name}.safetensors", models[name], tokenizer, words_seen=words,
                   tokens_seen=round(words * 1.3), data_meta=None)
@@ -585,6 +587,16 @@ def test_all_makes_one_repo_with_a_loading_branch_per_checkpoint(tokenizer, tmp_
     again = str(tmp_path / "again" / "repo")
     export_hf.main(["--all", run, again])
     assert git(repo, "rev-parse", "main", "chck_1M") == git(again, "rev-parse", "main", "chck_1M")
+
+
+@pytest.mark.slow
+def test_all_makes_branches_of_token_milestones_too_under_their_own_names(tokenizer, tmp_path):
+    run, repo = str(tmp_path / "run"), str(tmp_path / "repo")
+    make_run(run, tokenizer, prefix="chck_tok_")
+    export_hf.main(["--all", run, repo])
+    log = git(repo, "log", "--format=%s", "main").decode().splitlines()
+    assert [s.split(":")[0] for s in log] == ["main", "chck_tok_10M", "chck_tok_2M", "chck_tok_1M"]
+    assert "# repo at checkpoint `chck_tok_2M`" in git(repo, "show", "chck_tok_2M:README.md").decode()
 
 
 class FakeHfApi:
