@@ -38,7 +38,8 @@ Chinese in Traditional script becomes Simplified with --zh-script simplified (Op
 of the above, so that a sentence in both scripts is one sentence.
 Every value is checked before any file is read. Everything is written to a hidden temporary folder next to
 --out that becomes --out at the end (atomic.staged_folder), so a failure leaves nothing behind; the
-temporary folders of runs that were killed are removed at the start. An existing --out is only replaced
+temporary folders of runs that were killed are removed at the start. A lock on --out is held from the
+start, so a second run writing the same --out stops at once. An existing --out is only replaced
 with --force, and only if tokenize_data.py wrote it.
 
 Output (the layout is in data.py's docstring):  <out>/meta.json, <out>/tokenizer.json (or .model / .tiktoken),
@@ -569,18 +570,21 @@ def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg, explicit = parse_args(argv)
     check_out(cfg.out, cfg.force)
-    reused = reuse_tokenizer(cfg, explicit) if cfg.tokenizer is not None else None
-    normalize = normalizer_function(cfg.normalize) if not reused else \
-        reused.normalize if reused.normalizer != "none" else None
-    plans = plan_languages(cfg, explicit, normalize)                  # steps 1-3
-    t_tokenizer = time.time()
-    tokenizer, tokenizer_info = (reused, {}) if reused else make_tokenizer(cfg, plans)  # step 4
-    if tokenizer.encoder_note:
-        print(f"tokenizer: encoded by `tokenizers`, not tiktoken: {tokenizer.encoder_note}")
-    t_encode = time.time()
     try:
-        with staged_folder(cfg.out) as folder:                        # step 5, into a folder that becomes --out
-            meta = write_data(folder, plans, tokenizer, tokenizer_info, cfg, argv)
+        # the output is written into a folder that becomes --out at the end; from here on we hold --out's
+        # lock, so a second tokenize_data.py writing the same --out stops now, not after all its work
+        with staged_folder(cfg.out) as folder:
+            check_out(cfg.out, cfg.force)  # again, under the lock: another writer may have just finished
+            reused = reuse_tokenizer(cfg, explicit) if cfg.tokenizer is not None else None
+            normalize = normalizer_function(cfg.normalize) if not reused else \
+                reused.normalize if reused.normalizer != "none" else None
+            plans = plan_languages(cfg, explicit, normalize)                  # steps 1-3
+            t_tokenizer = time.time()
+            tokenizer, tokenizer_info = (reused, {}) if reused else make_tokenizer(cfg, plans)  # step 4
+            if tokenizer.encoder_note:
+                print(f"tokenizer: encoded by `tokenizers`, not tiktoken: {tokenizer.encoder_note}")
+            t_encode = time.time()
+            meta = write_data(folder, plans, tokenizer, tokenizer_info, cfg, argv)  # step 5
     except OSError as e:  # a full disk: the staged folder is gone, an earlier --out untouched
         raise SystemExit(f"{cfg.out}: cannot write the data ({e.strerror or e})")
     print_summary(meta)

@@ -366,6 +366,33 @@ def test_a_line_of_several_megabytes_is_kept_whole_as_one_document(tmp_path, dat
     assert meta["languages"]["eng"]["train"]["documents"] == 3
 
 
+def test_a_second_writer_of_the_same_out_stops_before_reading_anything(tmp_path, data_dir, monkeypatch):
+    """The lock on --out is taken at the start: a second tokenize_data.py does not redo the first's work
+    only to fail when it comes to write."""
+    import subprocess
+    import textwrap
+    from conftest import ROOT
+    corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one", "two"]})
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {ROOT!r})
+        from atomic import hold_lock
+        f = hold_lock({str(tmp_path / ".out.lock")!r}, "x")
+        print("held", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    read = []
+    monkeypatch.setattr(td, "plan_languages", lambda *a: read.append(a))  # the first step that reads the corpus
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SystemExit, match=f"in use by another process \\(PID {holder.pid}\\)"):
+            run(corpus, tmp_path / "out", "--tokenizer", data_dir)
+        assert read == [] and leftovers(tmp_path) == [] and not os.path.exists(tmp_path / "out")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_existing_output_is_not_overwritten_without_force(small_corpus, data_dir, tmp_path):
     corpus = make_corpus(tmp_path / "c", {"en/a.txt": ["one", "two"]})
     run(corpus, tmp_path / "out", "--tokenizer", data_dir)
