@@ -13,9 +13,10 @@ and MixerConfig (mixer.py); configurator.py explains the config files. A run fol
 config.json, log.jsonl (one JSON record per log interval, evaluation, mixer update and checkpoint),
 ckpt.safetensors (the latest resumable checkpoint, replaced atomically),
 checkpoints/chck_{N}M.safetensors (the BabyLM milestone checkpoints that export_hf.py --all turns
-into branches) and, with ema_decay, ema.safetensors (a moving average of the weights). Before the loop and after it, babylm.py: making missing data (make_data), a track's
-rules (track), the suites scored at the end (eval_suites, in log.jsonl and blimp.json) and the export
-(export_to).
+into branches) and, with ema_decay, ema.safetensors (a moving average of the weights). Before the
+loop and after it, babylm.py: making missing data (make_data), a track's rules (track), the suites
+scored at the end (eval_suites, in log.jsonl and blimp.json) and the export (export_to). How a run
+stops on Ctrl-C or SIGTERM is stopping.py.
 
 Read `main` first: set-up, then the loop. The functions after it are its parts, in the order
 main calls them.
@@ -46,7 +47,6 @@ import torch
 import babylm
 import distributed
 import machine
-import stopping
 from atomic import atomic_path, hold_lock, remove_stale_temporaries, write_json
 from checkpoint import (CHECKPOINT_FILE, EMA_FILE, MILESTONES, load_train_state, read_info, read_weights,
                         rng_state, save_checkpoint, set_rng_state, stored_tokenizer)
@@ -55,7 +55,7 @@ from data import Shard, heldout_batches, read_meta
 from load import load_model
 from mixer import MixerConfig, open_batch_source
 from model import DTYPES, ModelConfig, Transformer
-from stopping import Stop
+from stopping import Stop, guarded, set_handlers
 from tokenizer import load_tokenizer
 
 
@@ -705,11 +705,11 @@ class Meter:
 def run(argv) -> int:
     """main, with a signal that arrives before the loop's handlers are installed (or a second Ctrl-C)
     ending the run with one line and 128 + the signal's number (stopping.py)."""
-    return stopping.guarded(main, argv)
+    return guarded(main, argv)
 
 
 if __name__ == "__main__":
     # run gives back the handlers it found: these, which let the process end as run decided even when a
     # signal comes now (torchrun sends SIGTERM to every rank once one has failed or been interrupted)
-    stopping.set_handlers(lambda signum, frame: None, lambda signum, frame: None)
+    set_handlers(lambda signum, frame: None, lambda signum, frame: None)
     sys.exit(run(sys.argv[1:]))
