@@ -166,14 +166,17 @@ class EpochOrder:
     times, and item i is a pure function of (seed, i). One permutation is cached, that of the epoch
     asked for last: samples are asked for in order, so it is made once per epoch."""
 
-    def __init__(self, n: int, seed: int):
+    def __init__(self, n: int, seed: int, sort_first_epoch_by=None):
         self.n, self.seed = n, seed
+        self.sort_first_epoch_by = sort_first_epoch_by  # a key per item: epoch 0 visits them by it, ascending
         self._epoch, self._order = None, None
 
     def __getitem__(self, sample_index: int) -> int:
         epoch, k = divmod(sample_index, self.n)
         if epoch != self._epoch:  # one shuffle per epoch, cached
             self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            if epoch == 0 and self.sort_first_epoch_by is not None:  # a stable sort: ties stay shuffled
+                self._order = self._order[np.argsort(self.sort_first_epoch_by[self._order], kind="stable")]
             self._epoch = epoch
         return int(self._order[k])
 
@@ -241,7 +244,7 @@ class LineSamples(BatchSource):
     at most block_size tokens, the overflow of a long document becoming further pieces; a piece of
     n tokens gives n - 1 inputs and targets, attends only to itself, and has positions 0 .. n - 2.
     Pieces of one token predict nothing and are left out. Each epoch visits every piece once, in
-    EpochOrder; a step takes batch_size x grad_accum x world_size pieces, and its loss is the mean
+    EpochOrder (with short_first, the first epoch goes from the shortest piece to the longest); a step takes batch_size x grad_accum x world_size pieces, and its loss is the mean
     over all their target tokens (not the mean of per-piece means), so a long piece weighs as much
     as its tokens.
 
@@ -250,7 +253,7 @@ class LineSamples(BatchSource):
     mask, so the forward pass gives every token exactly the hidden state it has alone
     (tests/test_data.py checks losses and gradients against one piece at a time)."""
 
-    def __init__(self, data_dir, meta, shard: Shard, bos_input=True, split="train"):
+    def __init__(self, data_dir, meta, shard: Shard, bos_input=True, split="train", short_first=False):
         self.shard = shard
         self.langs = sorted(meta["languages"])
         self.bins, starts, lengths, langs = [], [], [], []
@@ -265,7 +268,8 @@ class LineSamples(BatchSource):
         if len(self.start) == 0:
             raise SystemExit(f"{data_dir}: no document of two or more tokens in the {split} data")
         self.n_pieces = len(self.start)
-        self.order = EpochOrder(self.n_pieces, shard.seed)
+        # short_first: a curriculum, the first epoch from the shortest piece to the longest
+        self.order = EpochOrder(self.n_pieces, shard.seed, sort_first_epoch_by=self.length if short_first else None)
         self._counted_step, self._counts = None, None
 
     def pieces_of(self, step, micro_step, rank):

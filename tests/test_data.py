@@ -128,6 +128,22 @@ def test_a_steps_samples_are_numbered_step_micro_step_rank_and_each_epoch_visits
     assert [data.EpochOrder(10, seed=7)[i] for i in range(10)] == first    # a function of (seed, i)
 
 
+def test_short_first_visits_the_first_epoch_from_shortest_to_longest_then_shuffles(tiny_data):
+    meta = data.read_meta(tiny_data)
+    plain = data.LineSamples(tiny_data, meta, Shard(batch_size=4, block_size=8, seed=3))
+    curriculum = data.LineSamples(tiny_data, meta, Shard(batch_size=4, block_size=8, seed=3), short_first=True)
+    n = curriculum.n_pieces
+    first = [curriculum.order[i] for i in range(n)]
+    assert sorted(first) == list(range(n))                                    # every piece once
+    lengths = curriculum.length[first]
+    assert all(a <= b for a, b in zip(lengths, lengths[1:])) and lengths[0] < lengths[-1]
+    # ties keep the plain run's shuffled order, and the later epochs are the plain run's
+    shuffled = [plain.order[i] for i in range(n)]
+    for length in set(lengths.tolist()):
+        assert [p for p in first if curriculum.length[p] == length] == [p for p in shuffled if plain.length[p] == length]
+    assert [curriculum.order[i] for i in range(n, 3 * n)] == [plain.order[i] for i in range(n, 3 * n)]
+
+
 # ----------------------------------------------------------------------------- windows need BOS as input
 
 def test_windows_and_the_mixer_refuse_a_tokenizer_without_bos_input_and_lines_take_it(tiny_data, tmp_path):
