@@ -2,8 +2,8 @@
 Which language does the next batch come from? Online multilingual data mixing (TAAM and friends).
 
     python train.py config/taam.py                          # the mixer runs inside train.py
-    python mixer.py prior eng nld zho                       # the typological prior's numbers
-    python mixer.py info data/eng_nld_zho --prior=bytes     # budgets, epoch caps and pi0 for a data folder
+    python mixer_info.py prior eng nld zho                  # the typological prior's numbers
+    python mixer_info.py info data/eng_nld_zho --prior=bytes  # budgets, epoch caps and pi0 for a data folder
     python report.py runs/taam --mixer-png mixer.png        # pi, held-out loss and epochs over a run
 
 The mixer keeps a sampling probability pi_l per language l, draws every micro-batch from the
@@ -19,16 +19,14 @@ Hedge, Littell et al. 2017 for URIEL, Conneau et al. 2020 for temperature sampli
 2024 for the byte premium).
 """
 
-import argparse
 import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from configurator import load_config
-from data import Batch, BatchSource, LineSamples, Shard, TokenWindows, open_bin, read_meta
-from typology import URIEL_CODES, URIEL_FEATURE_SETS, typological_prior, uriel_features
+from data import Batch, BatchSource, LineSamples, Shard, TokenWindows, open_bin
+from typology import typological_prior
 
 MIXERS = ("none", "static", "taam", "exp3", "hedge")
 REWARDS = ("normalized_excess_loss", "cross_lingual_deficit")
@@ -573,50 +571,3 @@ def open_batch_source(cfg, mix_cfg: MixerConfig, meta: dict, shard: Shard, bos_i
     if cfg.samples == "lines":
         return LineSamples(cfg.data_dir, meta, shard, bos_input=bos_input, short_first=cfg.short_first)
     return TokenWindows(cfg.data_dir, meta, shard, align_windows=cfg.align_windows)
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line: prior, info
-
-def print_prior(languages, cfg: MixerConfig):
-    """The typological prior's numbers for some languages, step by step."""
-    temperature, floor, gamma, min_pi = cfg.prior_temperature, cfg.prior_floor, cfg.gamma, cfg.min_pi
-    pi0, iso, D = typological_prior(languages, temperature, floor)
-    n = uriel_features(languages).shape[1]
-    aliases = ", ".join(f"{l} read as {URIEL_CODES[l]}" for l in languages if l in URIEL_CODES)
-    print(f"URIEL {' + '.join(s for s, _ in URIEL_FEATURE_SETS)}: {n} features per language"
-          + (f" ({aliases})" if aliases else ""))
-    print("cosine distance " + "".join(f"{l:>8}" for l in languages))
-    for i, l in enumerate(languages):
-        print(f"  {l:<13} " + "".join(f"{x:8.4f}" for x in D[i]))
-    show = lambda v: "  ".join(f"{l} {x:.4f}" for l, x in zip(languages, v))
-    print(f"isolation (mean distance to the others):  {show(iso)}")
-    print(f"pi0 = softmax(isolation / {temperature:g}), floor {floor:g}:  {show(pi0)}")
-    start = project(np.log(pi0), gamma, min_pi)
-    print(f"adaptive start, projected (gamma {gamma:g}, min_pi {min_pi:g}):  {show(start)}")
-    print(f"structural floor min_pi + (1 - K min_pi) gamma / K = {structural_floor(len(languages), gamma, min_pi):.4f}")
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description="TAAM mixer tools (see the module docstring). Both commands "
-                                             "take MixerConfig's --key=value, e.g. --prior_temperature=0.3")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("prior", help="print the typological prior for some languages")
-    a.add_argument("languages", nargs="+")
-    b = sub.add_parser("info", help="budgets, epoch caps and pi0 for a data folder")
-    b.add_argument("data_dir")
-    b.add_argument("--block_size", type=int, default=512)
-    b.add_argument("--batch_size", type=int, default=16)
-    args, rest = ap.parse_known_args(argv)
-    (cfg,), _ = load_config(rest, MixerConfig)
-    if args.cmd == "prior":
-        print_prior(args.languages, cfg)
-    else:
-        if cfg.mixer == "none":  # info shows what a mixer would draw; without one, pi0 held fixed
-            cfg.mixer = "static"
-        shard = Shard(args.batch_size, args.block_size)
-        print(Mixer(args.data_dir, read_meta(args.data_dir), shard, cfg).describe())
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 The typological prior of the TAAM mixer: languages that are typologically isolated from the others
 start with more sampling probability.
 
-    python mixer.py prior eng nld zho          # prints the numbers below, step by step
+    python mixer_info.py prior eng nld zho          # prints the numbers below, step by step
     from typology import typological_prior
     pi0, isolation, distance = typological_prior(["eng", "nld", "zho"])
 
@@ -57,7 +57,7 @@ def typological_prior(languages, temperature: float = 0.5, floor: float = 0.10):
         pi0    = softmax(iso / T)                    T = temperature (0.5)
         pi0    = floor + (1 - K floor) * pi0         (floor 0.10; sum stays 1)
 
-    Returns (pi0, iso, D). For eng, nld, zho: pi0 = (0.3213, 0.3227, 0.3560); `python mixer.py prior`.
+    Returns (pi0, iso, D). For eng, nld, zho: pi0 = (0.3213, 0.3227, 0.3560); `python mixer_info.py prior`.
     """
     K = len(languages)
     if K < 2 or K * floor >= 1:

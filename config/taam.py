@@ -32,7 +32,7 @@ milestone_unit = "tokens"      # BabyLM checkpoints by tokens: words are ill-def
 # mixer
 mixer = "taam"
 reward = "cross_lingual_deficit"
-prior = "typological"          # pi0 from URIEL (python mixer.py prior eng nld zho)
+prior = "typological"          # pi0 from URIEL (python mixer_info.py prior eng nld zho)
 eta = 0.1
 gamma = 0.1
 min_pi = 0.05

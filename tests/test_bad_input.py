@@ -20,7 +20,7 @@ from model import ModelConfig, Transformer
 
 import eval_blimp
 import export_hf
-import mixer
+import mixer_info
 import report
 import sample
 import tokenize_data
@@ -255,10 +255,10 @@ CASES = [
     # report.py
     (report.main, lambda w: [w["root"] + "/nothing"], "no log"),
     (report.main, lambda w: [w["bad_log"]], "log.jsonl:1: not a JSON record"),
-    # mixer.py
-    (mixer.main, lambda w: ["info", w["root"] + "/nothing"], "no meta.json"),
-    (mixer.main, lambda w: ["info", w["data"], "--eta=0"], "eta"),
-    (mixer.main, lambda w: ["prior", "eng", "xyz"], "xyz"),
+    # mixer_info.py
+    (mixer_info.main, lambda w: ["info", w["root"] + "/nothing"], "no meta.json"),
+    (mixer_info.main, lambda w: ["info", w["data"], "--eta=0"], "eta"),
+    (mixer_info.main, lambda w: ["prior", "eng", "xyz"], "xyz"),
     # config files are parsed, never run
     (train.main, lambda w: [w["evil_config"], *trained(w)], "evil_config.py:1: import is not allowed"),
     (train.main, lambda w: [w["loop_config"], *trained(w)], "loop_config.py:2: a while loop is not allowed"),
@@ -343,7 +343,7 @@ def test_bad_input_is_one_line_with_no_file_written(ws, command, argv, message):
 def test_at_least_forty_cases_cover_every_command():
     assert len(CASES) >= 40
     assert {c.__module__ for c, _, _ in CASES} == {"tokenize_data", "train", "eval_blimp", "export_hf", "sample",
-                                                   "report", "mixer"}
+                                                   "report", "mixer_info"}
 
 
 @pytest.mark.slow

@@ -40,7 +40,8 @@ OUTSIDE_CORE = {
     "bpe_fast": "the same ids as tokenizer.py's BPE, faster (tiktoken): a speed-up, not an idea",
     "tokenizer_backends": "SentencePiece and OpenAI's tiktoken files: other tokenizers, loaded only when used",
     "pairs": "reading minimal-pair files (eval_blimp.py, outside its scoring rule)",
-    "report": "plots and tables of runs (eval_blimp.py draws its learning curve with report.pyplot)",
+    "report": "plots and tables of runs (eval_blimp.py checks for matplotlib with report.pyplot before --png)",
+    "eval_outputs": "what eval_blimp.py writes: per-pair files, the BabyLM results tree, the learning curve",
     "stopping": "how a run stops on Ctrl-C or SIGTERM (a checkpoint, then 128 + the signal): reliability, not training",
     "babylm": "the challenge's rules and the end of a run (make the data, score, export): around the loop, not in it",
 }

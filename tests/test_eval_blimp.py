@@ -854,6 +854,17 @@ def test_all_checkpoints_scores_every_milestone_into_a_learning_curve(tmp_path, 
         ev.main([str(tmp_path / "data"), "--all-checkpoints", "--suite", SMALL])
 
 
+def test_all_checkpoints_takes_token_milestones_too_in_milestone_order(tmp_path):
+    import argparse
+    import eval_outputs
+    run = tmp_path / "run"
+    os.makedirs(run / "checkpoints")
+    for name in ("chck_tok_10M", "chck_tok_2M", "chck_tok_1M", "notes"):
+        (run / "checkpoints" / f"{name}.safetensors").write_bytes(b"")
+    args = argparse.Namespace(model=str(run), revision=None, predictions=None, babylm_predictions=None)
+    assert [r for r, _ in eval_outputs.checkpoints_of(args)] == ["chck_tok_1M", "chck_tok_2M", "chck_tok_10M"]
+
+
 # --------------------------------------------------------------- a sentence a row (CLiMP's CSVs)
 
 CLIMP_ROWS = [("ba", "ba_1", "他把书看完了。", "1"), ("ba", "ba_1", "他把书看。", "0"),

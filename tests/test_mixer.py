@@ -1,5 +1,6 @@
 """
-Specification of mixer.py (numpy and synthetic data folders; a few seconds on 2 CPU cores).
+Specification of mixer.py and its command line, mixer_info.py (numpy and synthetic data folders; a
+few seconds on 2 CPU cores).
 
     pytest tests/test_mixer.py
 
@@ -18,7 +19,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import mixer  # noqa: E402
+import mixer_info  # noqa: E402
 from configurator import load_config  # noqa: E402
 from data import Shard, read_meta  # noqa: E402
 from mixer import (Mixer, MixerConfig, cross_lingual_deficit, draw_arm, exp3_update, hedge_update,  # noqa: E402
@@ -177,7 +178,7 @@ def test_v1_starves_the_plateaued_language_at_the_floor_while_v2_gives_it_the_mo
 @pytest.mark.slow
 def test_the_typological_prior_gives_the_documented_numbers():
     pi0, iso, D = typological_prior(LANGS, temperature=0.5, floor=0.10)
-    np.testing.assert_allclose(pi0, [0.3213, 0.3227, 0.3560], atol=5e-5)   # README, `mixer.py prior`
+    np.testing.assert_allclose(pi0, [0.3213, 0.3227, 0.3560], atol=5e-5)   # README, `mixer_info.py prior`
     np.testing.assert_allclose(iso, [0.2619, 0.2651, 0.3348], atol=5e-5)
     # independently, through lang2vec's own API (needs pkg_resources, i.e. setuptools < 81)
     try:
@@ -439,11 +440,11 @@ def test_bad_data_and_losses_fail_with_one_clear_line(data, tmp_path):
 # the command line
 
 def test_info_takes_mixer_config_keys_and_prints_the_budget_split(data, capsys):
-    mixer.main(["info", data, "--budget=30000", "--prior=bytes", "--block_size=16"])
+    mixer_info.main(["info", data, "--budget=30000", "--prior=bytes", "--block_size=16"])
     out = capsys.readouterr().out
     assert out.startswith("mixer: static, prior bytes, mix_level batch; budget 30,000 tokens, max_epochs 10")
     assert "  eng:        9,351 unique tokens of 20,000" in out and "pi0 0.3117" in out
     with pytest.raises(SystemExit, match="unknown config key 'budjet'; did you mean 'budget'"):
-        mixer.main(["info", data, "--budjet=30000"])
+        mixer_info.main(["info", data, "--budjet=30000"])
     with pytest.raises(SystemExit, match="^config: mixer: gamma=2.0 must be in"):
-        mixer.main(["info", data, "--gamma=2"])
+        mixer_info.main(["info", data, "--gamma=2"])

@@ -331,7 +331,7 @@ def prepare(folder, data_root):
     """Copy into folder what the GPU machine lacks: folder/data, a data root with the corpora (ours
     and the Model A card's), the byte-premium table and the pair files the parts score (BLiMP, BLiMP-NL, ZhoBLiMP), and
     folder/site/lang2vec, the one file of lang2vec that mixer.typological_prior reads (its URIEL
-    feature table; mixer.py finds the package with importlib and never imports its code).
+    feature table; typology.py finds the package with importlib and never imports its code).
     Put folder under data/ (ignored by git) and carry it to the GPU machine with the repository."""
     src = os.path.abspath(data_root)
     if not os.path.isdir(os.path.join(src, "corpora")):
