@@ -111,7 +111,8 @@ class TrainConfig:
     # system
     device: str = "auto"                    # auto: cuda, then mps, then cpu
     dtype: str = "auto"                     # auto: what the device computes natively (machine.py): bf16 on a
-                                            # GPU that has it (else fp16) or a CPU with native bf16, else fp32
+                                            # GPU that has it (else fp16) or a CPU with native bf16, else fp32;
+                                            # on resume, the precision the run started in
     compile: bool = False                   # torch.compile the model
     seed: int = 1337
     ddp_timeout: int = 600                  # seconds a rank waits for the others before giving up
@@ -173,7 +174,7 @@ def main(argv):
     ranks.checkpoint_path = os.path.join(cfg.out_dir, CHECKPOINT_FILE)
     share_accumulation(cfg, ranks.world_size)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    dtype, autocast, why = choose_precision(cfg.dtype, ranks)  # prints the run's first line: device and precision
+    dtype, autocast, why = choose_precision(cfg, ranks)  # prints the run's first line: device and precision
     meta, tokenizer, batches, heldout = open_data(cfg, model_cfg, mix_cfg, explicit, ranks)
     words_per_token = words_per_token_of(meta)
     max_iters = count_iterations(cfg, meta, batches, ranks)  # and the track's rules (babylm.check_track)
@@ -344,14 +345,22 @@ def nothing_left(iter_num: int, last: int, ranks) -> bool:
     return True
 
 
-def choose_precision(dtype: str, ranks):
+def choose_precision(cfg, ranks):
     """(dtype name, autocast context, why). auto: the precision the device computes natively
     (machine.choose_dtype: bf16 on a GPU that has it, else fp16 with a grad scaler; on a CPU bf16 only
-    where a measured probe finds it native, else fp32). Rank 0 prints it as the run's first line
+    where a measured probe finds it native, else fp32); a resumed run keeps the precision it started in,
+    on whatever machine it continues. Rank 0 prints it as the run's first line
     (`cpu AMD EPYC (AVX2), 2 threads; float32 (auto: ...)`), and warns when its threads outnumber
     the free cores."""
     device_type = ranks.device_type
-    dtype, why = machine.choose_dtype(dtype, device_type)
+    started = None
+    if cfg.resume and cfg.dtype == "auto" and os.path.isfile(ranks.checkpoint_path):
+        config = read_info(ranks.checkpoint_path).get("config")
+        started = config.get("dtype_resolved") if isinstance(config, dict) else None
+    dtype, why = machine.choose_dtype(started if started in DTYPES else cfg.dtype, device_type)
+    if started in DTYPES:  # machine.choose_dtype's notice stays: the run's precision may be emulated here
+        why = "auto, resumed: the precision the run started in" + \
+            why.removeprefix("asked for").replace("dtype=auto picks float32", "--dtype=float32 switches from here on")
     if ranks.master:
         print(machine.describe(device_type, dtype, why))
         if device_type == "cpu" and (warning := machine.thread_warning()):

@@ -136,6 +136,20 @@ def test_a_run_with_ema_decay_saves_its_average_and_resumes_it_bit_for_bit(tiny_
         run_train(tiny_data, plain, "--max_iters=14", "--ema_decay=0.9", "--resume")
 
 
+def test_a_resumed_run_keeps_the_precision_it_started_in(tiny_data, tmp_path, capsys):
+    """dtype auto on resume is the run's own precision, not this machine's choice: a run moved to
+    another machine (or resumed after the probe decided otherwise) does not change precision half-way."""
+    import machine
+    auto = machine.choose_dtype("auto", "cpu")[0]
+    other = "bfloat16" if auto == "float32" else "float32"
+    out = str(tmp_path / "run")
+    assert run_train(tiny_data, out, "--max_iters=6", f"--dtype={other}", "--stop_iter=3") == 0
+    capsys.readouterr()
+    assert run_train(tiny_data, out, "--max_iters=6", "--resume") == 0
+    assert f"{other} (auto, resumed: the precision the run started in" in capsys.readouterr().out
+    assert json.load(open(os.path.join(out, "config.json")))["dtype_resolved"] == other
+
+
 def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     import safetensors.torch
     path = str(tmp_path / "ckpt.safetensors")
