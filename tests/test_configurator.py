@@ -115,12 +115,15 @@ def test_every_results_variant_is_a_valid_config():
     with open(os.path.join(ROOT, "results", "model_a_card", "run_model_a_card_levers.sh")) as f:
         script = f.read()
     three = script.split('THREE="', 1)[1].split('"', 1)[0]
+    best = script.split('BEST="', 1)[1].split('"', 1)[0]
     rows = [line.split("|") for line in script.split('VARIANTS="', 1)[1].split('"', 1)[0].strip().splitlines()]
     assert len(rows) >= 10 and len({name for name, *_ in rows}) == len(rows)
     for name, flags, seeds, full in rows:
-        argv = [os.path.join(ROOT, "config", "model_a_card.py"), *flags.replace("$THREE", three).split()]
+        args = flags.replace("$THREE", three).replace("$BEST", best).split()
+        argv = [os.path.join(ROOT, "config", "model_a_card.py"),
+                *(a if a.startswith("--") else os.path.join(ROOT, a) for a in args)]  # flags and config files
         model_cfg, cfg, _, explicit = train.read_config(argv)
-        assert explicit >= {a[2:].split("=")[0] for a in argv[1:]}, name
+        assert explicit >= {a[2:].split("=")[0] for a in args if a.startswith("--")}, name
         assert seeds.split() and full in ("0", "1"), name
         if "--grad_accum=2" in flags:  # 32 samples a step: half the card's 64
             assert cfg.batch_size * cfg.grad_accum == 32, name
