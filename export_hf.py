@@ -262,7 +262,7 @@ def load_for_export(path: str):
     tokenizer = stored_tokenizer(path, ckpt)
     if tokenizer is None:
         raise SystemExit(f"{path}: the checkpoint holds no tokenizer, so there is nothing to export it with")
-    info = {k: ckpt.get(k) for k in ("config", "data_meta", "mixer", "tokens_seen", "words_seen", "iter_num")}
+    info = {k: ckpt.get(k) for k in ("config", "data_meta", "mixer", "tokens_seen", "words_seen", "iter_num", "weights")}
     info["bos_id"], info["bos_input"] = tokenizer.bos_id, tokenizer.bos_input
     return model, tokenizer, info
 

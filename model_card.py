@@ -35,7 +35,7 @@ def model_card(model: Transformer, dtype: str, info: dict) -> str:
     snippet), "config" (the training config dict), "data_meta" (meta.json), "mixer" (Mixer.summary()),
     "words_seen", "tokens_seen", "iter_num", "eval" (a result dict), "branches" (dicts with "name",
     "words_seen", "tokens_seen"), "revision" (this one's branch), "license", "bos_id", "bos_input" (whether
-    the model reads <s> first; default True). The BabyLM track is the training config's "track", if any."""
+    the model reads <s> first; default True), "weights" ("ema": the run's moving average). The BabyLM track is the training config's "track", if any."""
     sections = [front_matter(model, dtype, info), training_data(info), data_mixing(info.get("mixer")),
                 hyperparameters(info.get("config")), checkpoints(info), evaluation(info.get("eval"), info),
                 architecture(model), usage(info),
@@ -69,6 +69,10 @@ def front_matter(model: Transformer, dtype: str, info: dict) -> list:
     if seen_counts(info):
         lines += ["", f"This revision has seen {seen_counts(info)} of training data"
                       + (f" ({info['iter_num']:,} optimizer steps)." if info.get("iter_num") is not None else ".")]
+    if info.get("weights") == "ema":  # train.py's ema.safetensors
+        decay = (info.get("config") or {}).get("ema_decay")
+        lines += ["", "The weights are the run's exponential moving average of its weights"
+                      + (f" (`ema_decay` {decay})" if decay else "") + ", not its last weights."]
     lines += ["", "## Model details", "", "| | |", "|---|---|",
               "| Model type | causal (decoder-only) language model, `LlamaForCausalLM` |",
               f"| Parameters | {n_params:,} ({model.num_params(non_embedding=True):,} without the embedding) |",

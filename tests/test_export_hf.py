@@ -427,6 +427,12 @@ def test_model_card_has_architecture_data_hyperparameters_and_eval(tokenizer, tm
     assert "Budget: 401,234 training words in total (this revision: 2.49 epochs)" in card
     assert json.loads((tmp_path / "model_x" / "eval_results.json").read_text())["blimp"]["macro"] == 0.5723
     assert "## Data mixing" not in card  # no mixer, no section
+    assert "moving average" not in card
+    ema = save_ckpt(str(tmp_path / "ema.safetensors"), random_model(GQA), tokenizer, weights="ema",
+                    config={"lr": 3e-4, "ema_decay": 0.999})
+    export_hf.main([ema, str(tmp_path / "model_ema")])
+    assert "exponential moving average of its weights (`ema_decay` 0.999), not its last weights" in \
+        (tmp_path / "model_ema" / "README.md").read_text()
 
 
 # the Model A card recipe's meta.json (tokenize_data.py --model-a-card): card_eval_A is the validation split
