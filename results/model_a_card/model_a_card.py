@@ -8,7 +8,8 @@ BLiMP's fast set under the card's protocol (micro, the card's 57.2) and ours (ma
 BLiMP-filtered and the supplement under ours, the held-out loss (nats per target token on the
 data's validation file: the card's card_eval_A.txt.gz), that same loss the way the card's
 transformers Trainer reported its 5.213 (heldout_loss_trainer below), steps, wall-clock and tokens/s;
-then the mean and sample standard deviation of each number over the seeds.
+for a run with ema_decay, its weight average's fast-set score and held-out loss (ema_*); then the mean
+and sample standard deviation of each number over the seeds.
 """
 
 import argparse
