@@ -455,8 +455,8 @@ def build_model(cfg, model_cfg, batches, tokenizer, ranks, dtype):
 class WeightAverage:
     """An exponential moving average (EMA) of the weights, kept beside the model that trains and saved
     as out_dir/ema.safetensors, which eval_blimp.py and export_hf.py read like any checkpoint. Averaging
-    the last stretch of training cancels some of the noise of the last steps, and on small data such an
-    average often generalises better than the last weights (Polyak averaging)."""
+    the last stretch of training cancels some of the noise of the last steps, and such an average can
+    generalise better than the last weights (Polyak averaging; results/README.md measures it on Model A)."""
 
     def __init__(self, model, decay: float):
         self.decay = decay
