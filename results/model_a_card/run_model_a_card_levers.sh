@@ -3,7 +3,8 @@
 # there, two seeds each (three for the GPT-2 init and 32 a step), scored on BLiMP's fast set under the
 # card's protocol and ours; each writes results/model_a_card/<name>.json. Round one: ~25 min a variant with two seeds
 # at once on the 2-core AVX-512 BF16 machine, ~8 h for all of them. Round two (the model_a_card_r2_* rows) on a 2-core
-# AVX2-only machine in fp32: ~2 h 15 min a seed (~210 target tok/s on one thread), two seeds at once.
+# AVX2-only machine in fp32: ~2 h 20 min a seed (~1.7 s a step on one thread with two seeds at once and nothing
+# else running; tests or a CI run beside them make it 2.5 s or more).
 #
 #   bash results/model_a_card/run_model_a_card_levers.sh                                  # all of them, in order
 #   bash results/model_a_card/run_model_a_card_levers.sh model_a_card_lever_batch32 ...   # the ones named
@@ -19,8 +20,11 @@ THREE="--epochs=3 --data_dir=data/model_a_card_8k"   # the card's init, 3 of its
 # round two (issue 32) starts from the best recipe of round one and runs on the machine at hand in its native
 # precision, so its base is rerun there (model_a_card_r2_best); every round-two run also keeps a moving average
 # of its weights (ema.safetensors, scored beside the last weights: the EMA lever costs no extra run); eager,
-# since --compile gained nothing on an AVX2 CPU and costs minutes of compiling for the packed rows' many shapes
-BEST="config/model_a_best.py --ema_decay=0.999 --compile=False"
+# since --compile gained nothing on an AVX2 CPU and costs minutes of compiling for the packed rows' many shapes;
+# held-out losses every 1,000 steps, not 250: each evaluation reads the whole held-out file twice (the last
+# weights and the average), ~4 min on one AVX2 thread, which at 250 added ~70 min to a seed; evaluating never
+# changes what trains (no random draws), so the interval changes no number but the log's
+BEST="config/model_a_best.py --ema_decay=0.999 --compile=False --eval_interval=1000"
 VARIANTS="
 model_a_card_gpt2init|--scaled_residual_init=True|1 2 3|1
 model_a_card_3ep|--epochs=3 --scaled_residual_init=True|1 2|1
