@@ -139,3 +139,20 @@ def end_of_run(cfg, model, tokenizer, log, iter_num: int, master: bool) -> int:
     print(line)
     return 0
 
+
+class Milestones:
+    """BabyLM's checkpoint schedule (checkpoint.MILESTONES) in words or tokens seen: train.py asks after
+    every step which milestones its progress (a train.Progress) has just passed."""
+
+    def __init__(self, unit: str, progress):
+        self.unit, self.progress = unit, progress
+        self.next = None if unit == "none" else next((m for m in checkpoint.MILESTONES if m > self.seen()), None)
+
+    def seen(self):
+        return self.progress.words_seen if self.unit == "words" else self.progress.tokens_seen
+
+    def passed(self):
+        """The names of the milestones reached since the last call (usually none, at most a few)."""
+        while self.next is not None and self.seen() >= self.next:
+            yield milestone_name(self.next, self.unit)
+            self.next = next((m for m in checkpoint.MILESTONES if m > self.next), None)

@@ -284,3 +284,59 @@ def check_train_state(path: str, state: dict, groups: list, rng: dict):
                          f"expected {torch.get_rng_state().numel()})")
     if rng["numpy"][1].shape != (624,) or not 0 <= rng["numpy"][2] <= 624:  # MT19937: 624 words and a position
         raise SystemExit(f"{path}: damaged training state (numpy's generator state is not MT19937's 624 words)")
+
+
+# ----------------------------------------------------------------------------- into a run (train.py)
+
+def write_checkpoint(path: str, model, info: dict, state, ranks):
+    """checkpoint.save_checkpoint, and with a weight average in state, out_dir/ema.safetensors first (so it
+    is never behind the checkpoint); a full disk is one line (the temporary file is gone, the last
+    checkpoint intact)."""
+    try:
+        if state is not None and state["average"] is not None:
+            save_checkpoint(os.path.join(os.path.dirname(path), EMA_FILE), state["average"], {**info, "weights": "ema"})
+        save_checkpoint(path, model, info, state)
+    except OSError as e:
+        raise SystemExit(f"{path}: cannot write the checkpoint ({e.strerror or e}); {ranks.last_checkpoint()}")
+
+
+def check_moments(saved: dict, optimizer, path: str):
+    """The saved AdamW state fits this model's optimizer: the same parameter groups, and each moment
+    the shape of its parameter (load_state_dict checks neither shape, and a wrong one fails steps later)."""
+    groups = saved["param_groups"]
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in optimizer.param_groups]:
+        raise SystemExit(f"{path}: damaged training state (its optimizer has parameter groups of "
+                         f"{[len(g['params']) for g in groups]}, this model's {[len(g['params']) for g in optimizer.param_groups]})")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for i, p in zip((i for g in groups for i in g["params"]), params):
+        for key in ("exp_avg", "exp_avg_sq"):
+            moment = saved["state"].get(i, {}).get(key)
+            if moment is not None and moment.shape != p.shape:
+                raise SystemExit(f"{path}: damaged training state (parameter {i}'s {key} is {tuple(moment.shape)}, "
+                                 f"the parameter {tuple(p.shape)})")
+
+
+def same_tokenizer(theirs, ours, path: str, flag: str):
+    """Weights learnt with one tokenizer read other text through another's ids (a same-sized vocabulary
+    hides it): stop unless the data's tokenizer is the checkpoint's (file and BOS rule)."""
+    if theirs is None or (theirs.sha256, theirs.bos_input) == (ours.sha256, ours.bos_input):
+        return
+    hint = " (or --init_from_other_tokenizer to start from them anyway)" if flag == "--init_from" else ""
+    raise SystemExit(f"{path}: trained with another tokenizer than data_dir's (sha256 {theirs.sha256[:12]}, bos_input "
+                     f"{theirs.bos_input}; the data's: {ours.sha256[:12]}, {ours.bos_input}): {flag} needs the same "
+                     f"tokenizer{hint}")
+
+
+def load_weights(model, weights: dict, their_cfg: ModelConfig, path: str):
+    """Copy weights into model, once we know they compute the function that model's config describes
+    (ModelConfig.architecture: dropout, init and flash may differ)."""
+    mine, theirs = model.cfg.architecture(), their_cfg.architecture()
+    if mine != theirs:
+        diff = ", ".join(f"{k}: config {v}, checkpoint {theirs[k]}" for k, v in mine.items() if theirs[k] != v)
+        raise SystemExit(f"{path}: checkpoint has another architecture than the config ({diff})")
+    if model.cfg.tie_embeddings:
+        weights.setdefault("output.weight", weights["tok_embeddings.weight"])
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise SystemExit(f"{path}: weights do not fit the stored model_config: {str(e).splitlines()[0]}")

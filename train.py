@@ -16,7 +16,7 @@ checkpoints/chck_{N}M.safetensors (the BabyLM milestone checkpoints that export_
 into branches) and, with ema_decay, ema.safetensors (a moving average of the weights). Before the
 loop and after it, babylm.py: making missing data (make_data), a track's rules (track), the suites
 scored at the end (eval_suites, in log.jsonl and blimp.json) and the export (export_to). How a run
-stops on Ctrl-C or SIGTERM is stopping.py.
+stops on Ctrl-C or SIGTERM is stopping.py; what it prints while it trains, meter.py.
 
 Read `main` first: set-up, then the loop. The functions after it are its parts, in the order
 main calls them.
@@ -37,8 +37,7 @@ import copy
 import dataclasses
 import json
 import math
-import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional
 
@@ -48,11 +47,12 @@ import babylm
 import distributed
 import machine
 from atomic import atomic_path, hold_lock, remove_stale_temporaries, write_json
-from checkpoint import (CHECKPOINT_FILE, EMA_FILE, MILESTONES, load_train_state, read_info, read_weights,
-                        rng_state, save_checkpoint, set_rng_state, stored_tokenizer)
+from checkpoint import (CHECKPOINT_FILE, EMA_FILE, check_moments, load_train_state, load_weights, read_info,
+                        read_weights, rng_state, same_tokenizer, set_rng_state, stored_tokenizer, write_checkpoint)
 from configurator import load_config
 from data import Shard, heldout_batches, read_meta
 from load import load_model
+from meter import Meter
 from mixer import MixerConfig, open_batch_source
 from model import DTYPES, ModelConfig, Transformer
 from stopping import Stop, guarded, set_handlers
@@ -212,7 +212,7 @@ def main(argv):
         return losses
 
     # -- the loop
-    milestones = Milestones(cfg.milestone_unit, progress)
+    milestones = babylm.Milestones(cfg.milestone_unit, progress)
     loss_sum = torch.zeros((), device=ranks.device)  # training loss summed since the last log
     with Stop(ranks) as stop:  # from here Ctrl-C or SIGTERM ends the run after a step, with a checkpoint
         if progress.iter_num == 0 and evaluate_and_update() is None:
@@ -471,60 +471,6 @@ class WeightAverage:
             mine.lerp_(theirs, share)
 
 
-def write_checkpoint(path: str, model, info: dict, state, ranks):
-    """checkpoint.save_checkpoint, and with a weight average in state, out_dir/ema.safetensors first (so it
-    is never behind the checkpoint); a full disk is one line (the temporary file is gone, the last
-    checkpoint intact)."""
-    try:
-        if state is not None and state["average"] is not None:
-            save_checkpoint(os.path.join(os.path.dirname(path), EMA_FILE), state["average"], {**info, "weights": "ema"})
-        save_checkpoint(path, model, info, state)
-    except OSError as e:
-        raise SystemExit(f"{path}: cannot write the checkpoint ({e.strerror or e}); {ranks.last_checkpoint()}")
-
-
-def check_moments(saved: dict, optimizer, path: str):
-    """The saved AdamW state fits this model's optimizer: the same parameter groups, and each moment
-    the shape of its parameter (load_state_dict checks neither shape, and a wrong one fails steps later)."""
-    groups = saved["param_groups"]
-    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in optimizer.param_groups]:
-        raise SystemExit(f"{path}: damaged training state (its optimizer has parameter groups of "
-                         f"{[len(g['params']) for g in groups]}, this model's {[len(g['params']) for g in optimizer.param_groups]})")
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    for i, p in zip((i for g in groups for i in g["params"]), params):
-        for key in ("exp_avg", "exp_avg_sq"):
-            moment = saved["state"].get(i, {}).get(key)
-            if moment is not None and moment.shape != p.shape:
-                raise SystemExit(f"{path}: damaged training state (parameter {i}'s {key} is {tuple(moment.shape)}, "
-                                 f"the parameter {tuple(p.shape)})")
-
-
-def same_tokenizer(theirs, ours, path: str, flag: str):
-    """Weights learnt with one tokenizer read other text through another's ids (a same-sized vocabulary
-    hides it): stop unless the data's tokenizer is the checkpoint's (file and BOS rule)."""
-    if theirs is None or (theirs.sha256, theirs.bos_input) == (ours.sha256, ours.bos_input):
-        return
-    hint = " (or --init_from_other_tokenizer to start from them anyway)" if flag == "--init_from" else ""
-    raise SystemExit(f"{path}: trained with another tokenizer than data_dir's (sha256 {theirs.sha256[:12]}, bos_input "
-                     f"{theirs.bos_input}; the data's: {ours.sha256[:12]}, {ours.bos_input}): {flag} needs the same "
-                     f"tokenizer{hint}")
-
-
-def load_weights(model, weights: dict, their_cfg: ModelConfig, path: str):
-    """Copy weights into model, once we know they compute the function that model's config describes
-    (ModelConfig.architecture: dropout, init and flash may differ)."""
-    mine, theirs = model.cfg.architecture(), their_cfg.architecture()
-    if mine != theirs:
-        diff = ", ".join(f"{k}: config {v}, checkpoint {theirs[k]}" for k, v in mine.items() if theirs[k] != v)
-        raise SystemExit(f"{path}: checkpoint has another architecture than the config ({diff})")
-    if model.cfg.tie_embeddings:
-        weights.setdefault("output.weight", weights["tok_embeddings.weight"])
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise SystemExit(f"{path}: weights do not fit the stored model_config: {str(e).splitlines()[0]}")
-
-
 def open_run_folder(cfg, resolved: dict, ranks, iter_num: int):
     """Rank 0 writes out_dir/config.json and returns log(record), which appends a line to
     out_dir/log.jsonl; on the other ranks log does nothing. A resumed run keeps the records up to its
@@ -628,90 +574,6 @@ def evaluate(model, heldout, autocast, ranks, iter_num) -> dict:
         losses[lang] = (total[0] / total[1]).item()
     model.train()
     return losses
-
-
-class Milestones:
-    """BabyLM's checkpoint schedule (checkpoint.MILESTONES) in words or tokens seen."""
-
-    def __init__(self, unit: str, progress: Progress):
-        self.unit, self.progress = unit, progress
-        self.next = None if unit == "none" else next((m for m in MILESTONES if m > self.seen()), None)
-
-    def seen(self):
-        return self.progress.words_seen if self.unit == "words" else self.progress.tokens_seen
-
-    def passed(self):
-        """The names of the milestones reached since the last call (usually none, at most a few)."""
-        while self.next is not None and self.seen() >= self.next:
-            yield babylm.milestone_name(self.next, self.unit)
-            self.next = next((m for m in MILESTONES if m > self.next), None)
-
-
-class Meter:
-    """What the run shows while it trains: a headline, the progress bar (on a terminal), a line at each
-    evaluation, and the speed in each "train" log record. tok/s leaves out the time spent evaluating
-    and saving (the meter is paused then); the time left counts it."""
-
-    def __init__(self, cfg, model, progress: Progress, max_iters: int, ranks, dtype: str):
-        from tqdm import tqdm
-        self.model, self.progress, self.max_iters, self.ranks = model, progress, max_iters, ranks
-        if ranks.master:
-            samples = cfg.batch_size * cfg.grad_accum * ranks.world_size
-            per_iter = (f"{samples} pieces of at most {cfg.block_size} tokens" if cfg.samples == "lines"
-                        else f"{samples * cfg.block_size:,} tokens")
-            print(f"model: {model.num_params() / 1e6:.2f}M parameters; {per_iter} per iteration; "
-                  f"{max_iters} iterations on {ranks.device} ({dtype})")
-        self.bar = tqdm(total=max_iters, initial=progress.iter_num, disable=not ranks.master or None,
-                        dynamic_ncols=True, desc="train")  # off a terminal the bar is silent: eval_line prints
-        self.last = ""  # the latest training loss and speed, for the next evaluation's line
-
-    def start(self):
-        """Start the clocks (after the first evaluation)."""
-        self.t_start = self.t_log = time.time()
-        self.iter_at_start = self.iter_at_log = self.progress.iter_num
-        self.tokens_at_log, self.paused_seconds = self.progress.tokens_seen, 0.0
-
-    def step(self):
-        self.bar.update(1)
-
-    def iters_since_log(self) -> int:
-        return self.progress.iter_num - self.iter_at_log
-
-    def log_record(self, loss: float, lr: float) -> dict:
-        """The "train" log record: loss, lr, tokens and words seen, and since the last record tok_per_s
-        (all ranks; not counting evaluation and saving), mfu (on CUDA) and the wall-clock seconds."""
-        seconds = time.time() - self.t_log
-        tok_per_s = (self.progress.tokens_seen - self.tokens_at_log) / max(seconds - self.paused_seconds, 1e-9)
-        self.t_log, self.tokens_at_log, self.iter_at_log = time.time(), self.progress.tokens_seen, self.progress.iter_num
-        self.paused_seconds = 0.0
-        ranks = self.ranks
-        mfu = self.model.estimate_mfu(tok_per_s / ranks.world_size, device=ranks.device) if ranks.device_type == "cuda" else None
-        self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_per_s:,.0f}")
-        self.last = f"train loss {loss:.4f} ({tok_per_s:,.0f} tok/s), "
-        return {"kind": "train", "iter": self.progress.iter_num, "loss": loss, "lr": lr, "tokens": self.progress.tokens_seen,
-                "words": round(self.progress.words_seen), "tok_per_s": round(tok_per_s, 1), "mfu": mfu,
-                "seconds": round(seconds, 3)}
-
-    @contextmanager
-    def paused(self):
-        """Time spent in here is left out of tok/s."""
-        t = time.time()
-        yield
-        self.paused_seconds += time.time() - t
-
-    def eval_line(self, losses: dict):
-        """iter 200/4000: train loss 3.1234 (52,000 tok/s), val loss eng 3.2345 nld 3.3456, 12m34s left"""
-        seconds_per_iter = (time.time() - self.t_start) / (self.progress.iter_num - self.iter_at_start)
-        left = round(seconds_per_iter * (self.max_iters - self.progress.iter_num))
-        self.write(f"iter {self.progress.iter_num}/{self.max_iters}: {self.last}val loss "
-                   + " ".join(f"{k} {v:.4f}" for k, v in losses.items()) + f", {left // 60}m{left % 60:02d}s left")
-
-    def write(self, line: str):
-        if self.ranks.master:
-            self.bar.write(line)
-
-    def close(self):
-        self.bar.close()
 
 
 def run(argv) -> int:

@@ -42,6 +42,7 @@ OUTSIDE_CORE = {
     "pairs": "reading minimal-pair files (eval_blimp.py, outside its scoring rule)",
     "report": "plots and tables of runs (eval_blimp.py checks for matplotlib with report.pyplot before --png)",
     "eval_outputs": "what eval_blimp.py writes: per-pair files, the BabyLM results tree, the learning curve",
+    "meter": "what a run prints while it trains (progress bar, speed, eval lines): display, not training",
     "stopping": "how a run stops on Ctrl-C or SIGTERM (a checkpoint, then 128 + the signal): reliability, not training",
     "babylm": "the challenge's rules and the end of a run (make the data, score, export): around the loop, not in it",
 }

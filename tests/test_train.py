@@ -181,7 +181,7 @@ def test_epochs_set_the_number_of_iterations(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_milestone_checkpoints_follow_the_babylm_schedule(tiny_data, tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "MILESTONES", [1000, 2000, 3000, 10**9])  # scaled down: tokens, not millions
+    monkeypatch.setattr(checkpoint, "MILESTONES", [1000, 2000, 3000, 10**9])  # scaled down: tokens, not millions
     out = str(tmp_path / "run")
     assert run_train(tiny_data, out, "--max_iters=13", "--milestone_unit=tokens") == 0  # 256 tokens per iteration
     names = sorted(os.listdir(os.path.join(out, "checkpoints")))
@@ -490,7 +490,7 @@ def write_pairs(path, n=6):
 
 def test_a_run_scores_its_suites_at_the_end_and_at_milestones_then_exports(tiny_data, tmp_path, capsys, monkeypatch):
     import babylm
-    monkeypatch.setattr(train, "MILESTONES", [300, 10**9])  # scaled down: 300 words, reached in 8 steps
+    monkeypatch.setattr(checkpoint, "MILESTONES", [300, 10**9])  # scaled down: 300 words, reached in 8 steps
     out, export = str(tmp_path / "run"), str(tmp_path / "export")
     pairs = write_pairs(tmp_path / "pairs.jsonl")
     assert run_train(tiny_data, out, "--max_iters=8", "--milestone_unit=words", f"--eval_suites={pairs}",
