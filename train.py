@@ -199,14 +199,11 @@ def main(argv):
                  "words": round(progress.words_seen)})
 
     def evaluate_and_update():
-        """The held-out losses, logged and given to the mixer; None when they are not finite."""
+        """The held-out losses (the weight average's too, once it differs), logged and given to the mixer; None if not finite."""
         losses = evaluate(raw_model, heldout, autocast, ranks, progress.iter_num)
         if diverged(loss_sum, ranks, progress.iter_num, *losses.values()):
             return None
-        ema = {}
-        if average:  # before the first step the average is a copy of the weights: their losses, no second pass
-            ema["val_loss_ema"] = losses if progress.iter_num == 0 else \
-                evaluate(average.model, heldout, autocast, ranks, progress.iter_num)
+        ema = {"val_loss_ema": evaluate(average.model, heldout, autocast, ranks, progress.iter_num)} if average and progress.iter_num else {}
         log({"kind": "eval", "iter": progress.iter_num, "tokens": progress.tokens_seen, "val_loss": losses,
              "val_loss_mean": sum(losses.values()) / len(losses), **ema})
         record = batches.update(progress.iter_num, losses)  # the mixer learns from the held-out losses

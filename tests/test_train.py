@@ -123,6 +123,7 @@ def test_a_run_with_ema_decay_saves_its_average_and_resumes_it_bit_for_bit(tiny_
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
     assert not torch.equal(ema_a["tok_embeddings.weight"], last["tok_embeddings.weight"])
     evals = read_log(split, "eval")
+    assert "val_loss_ema" not in evals[0]  # before the first step the average is the weights: no second pass
     assert evals[-1]["val_loss_ema"] != evals[-1]["val_loss"] and set(evals[-1]["val_loss_ema"]) == {"eng", "nld"}
     # evaluation scores the average like any checkpoint
     model, _ = load.load_model(os.path.join(straight, checkpoint.EMA_FILE))
