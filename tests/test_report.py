@@ -10,6 +10,7 @@ after every mixer update.
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -76,3 +77,37 @@ def test_a_run_without_a_mixer_gets_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["report.py", run, run, "--mixer-png", str(tmp_path / "mixer.png")])
     with pytest.raises(SystemExit, match="^report.py: --mixer-png draws one run"):
         report.main()
+
+
+def write_rows(path, values):
+    """A model_a_card.py JSON whose runs have these {seed: score} on the fast set."""
+    path.write_text(json.dumps({"runs": [{"seed": s, "blimp_fast_card_micro": v} for s, v in values.items()]}))
+    return str(path)
+
+
+def test_compare_calls_a_variant_different_only_beyond_twice_its_standard_error_with_every_seed_agreeing(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("compare", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "model_a_card", "compare.py"))
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    # by hand: sd of {58, 59} and of {60, 61} is sqrt(0.5); se = sqrt(0.5/2 + 0.5/2) = sqrt(0.5) = 0.707
+    c = compare.compare({1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0})
+    assert c["difference"] == 2.0 and abs(c["standard_error"] - 0.5 ** 0.5) < 1e-12
+    assert c["by_seed"] == {1: 2.0, 2: 2.0} and c["verdict"] == "higher"
+    # the same means, but the seeds disagree: within the spread however large the difference
+    assert compare.compare({1: 58.0, 2: 59.0}, {1: 61.0, 2: 58.5})["verdict"] == "within the spread"
+    # every seed lower, but by less than twice the standard error (sd 1.41 on each side: se 1.41)
+    c = compare.compare({1: 58.0, 2: 60.0}, {1: 57.0, 2: 59.0})
+    assert c["difference"] == -1.0 and c["verdict"] == "within the spread"
+    # a third seed that only the base ran counts in its mean and spread, not in the seed-by-seed column
+    c = compare.compare({1: 58.0, 2: 59.0, 3: 58.5}, {1: 60.0, 2: 61.0})
+    assert c["by_seed"] == {1: 2.0, 2: 2.0} and c["base"] == 58.5
+    # from the command line: a markdown row per variant
+    base = write_rows(tmp_path / "base.json", {1: 58.0, 2: 59.0})
+    variant = write_rows(tmp_path / "wsd.json", {1: 60.0, 2: 61.0})
+    out = subprocess.run([sys.executable, spec.origin, base, variant], capture_output=True, text=True, check=True).stdout
+    assert "| wsd | 60.50 | 58.50 | +2.00 ± 0.71 | 1: +2.00, 2: +2.00 | higher |" in out.splitlines()
+    # a missing file: one line naming it
+    gone = subprocess.run([sys.executable, spec.origin, base, str(tmp_path / "gone.json")], capture_output=True, text=True)
+    assert gone.returncode != 0 and gone.stderr.strip() == f"{tmp_path / 'gone.json'}: no such file"
