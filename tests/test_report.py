@@ -91,22 +91,31 @@ def test_compare_calls_a_variant_different_only_beyond_twice_its_standard_error_
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "model_a_card", "compare.py"))
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
-    # by hand: sd of {58, 59} and of {60, 61} is sqrt(0.5); se = sqrt(0.5/2 + 0.5/2) = sqrt(0.5) = 0.707
-    c = compare.compare({1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0})
+    # by hand: {58, 59} and {60, 61} each have variance 0.5 (1 degree of freedom): pooled sd sqrt(0.5),
+    # se = sqrt(0.5) * sqrt(1/2 + 1/2) = 0.707; a difference of 2 > 2 se, both seeds +2: higher
+    sd = compare.pooled_sd([{1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0}])
+    assert abs(sd - 0.5 ** 0.5) < 1e-12
+    c = compare.compare({1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0}, sd)
     assert c["difference"] == 2.0 and abs(c["standard_error"] - 0.5 ** 0.5) < 1e-12
     assert c["by_seed"] == {1: 2.0, 2: 2.0} and c["verdict"] == "higher"
     # the same means, but the seeds disagree: within the spread however large the difference
-    assert compare.compare({1: 58.0, 2: 59.0}, {1: 61.0, 2: 58.5})["verdict"] == "within the spread"
-    # every seed lower, but by less than twice the standard error (sd 1.41 on each side: se 1.41)
-    c = compare.compare({1: 58.0, 2: 60.0}, {1: 57.0, 2: 59.0})
-    assert c["difference"] == -1.0 and c["verdict"] == "within the spread"
-    # a third seed that only the base ran counts in its mean and spread, not in the seed-by-seed column
-    c = compare.compare({1: 58.0, 2: 59.0, 3: 58.5}, {1: 60.0, 2: 61.0})
+    assert compare.compare({1: 58.0, 2: 59.0}, {1: 61.0, 2: 58.5}, sd)["verdict"] == "within the spread"
+    # two rows whose seeds happen to agree exactly have no spread of their own; pooled with a third row
+    # (variance 2, 1 degree of freedom) the sd is sqrt((0 + 0 + 2) / 3), se = sd * sqrt(1/2 + 1/2) = 0.816,
+    # and +0.5 is within it
+    rows = [{1: 57.0, 2: 57.0}, {1: 57.5, 2: 57.5}, {1: 56.0, 2: 58.0}]
+    sd = compare.pooled_sd(rows)
+    assert abs(sd - (2 / 3) ** 0.5) < 1e-12
+    assert compare.compare(rows[0], rows[1], sd)["verdict"] == "within the spread"
+    # a third seed that only the base ran counts in its mean, not in the seed-by-seed column
+    c = compare.compare({1: 58.0, 2: 59.0, 3: 58.5}, {1: 60.0, 2: 61.0}, 0.5)
     assert c["by_seed"] == {1: 2.0, 2: 2.0} and c["base"] == 58.5
-    # from the command line: a markdown row per variant
+    assert abs(c["standard_error"] - 0.5 * (1 / 3 + 1 / 2) ** 0.5) < 1e-12
+    # from the command line: the pooled sd, then a markdown row per variant
     base = write_rows(tmp_path / "base.json", {1: 58.0, 2: 59.0})
     variant = write_rows(tmp_path / "wsd.json", {1: 60.0, 2: 61.0})
     out = subprocess.run([sys.executable, spec.origin, base, variant], capture_output=True, text=True, check=True).stdout
+    assert "seed-to-seed standard deviation, pooled over 2 rows: 0.71" in out
     assert "| wsd | 60.50 | 58.50 | +2.00 ± 0.71 | 1: +2.00, 2: +2.00 | higher |" in out.splitlines()
     # a missing file: one line naming it
     gone = subprocess.run([sys.executable, spec.origin, base, str(tmp_path / "gone.json")], capture_output=True, text=True)

@@ -6,13 +6,16 @@ row, with its spread, from the JSON files model_a_card.py writes.
         results/model_a_card/model_a_card_r2_*.json
     python results/model_a_card/compare.py BASE.json BASE.json --key ema_blimp_fast_card_micro   # the average
 
-For each variant: the difference of the means, its standard error from the two rows' seed-to-seed
-standard deviations (Welch: sqrt(sd_a^2/n_a + sd_b^2/n_b)), and the difference seed by seed where both
-rows ran that seed (the same seed draws the same initial weights in both, and the same sample order where
-the data and the batch are the same, so a seed's difference leaves out part of that seed's luck).
-Verdict: "higher" or "lower" only where the difference is more than twice its standard error and every
-shared seed moves the same way; otherwise "within the spread". With --key, the variant's number is that
-key (e.g. ema_blimp_fast_card_micro: the weight average of the same runs) and the base's stays the default.
+For each variant: the difference of the means and its standard error, sd * sqrt(1/n_base + 1/n_variant),
+where sd is the seed-to-seed standard deviation pooled over every row given, --pool's too (each row's variance
+weighted by its seeds less one, as in a one-way ANOVA): one row's two seeds say little about the spread
+(two seeds that happen to agree would make any difference look real), while the spread is about the
+same for every row of one study. Then the difference seed by seed where both rows ran that seed (the
+same seed draws the same initial weights in both, and the same sample order where the data and the
+batch are the same). Verdict: "higher" or "lower" only where the difference is more than twice its
+standard error and every shared seed moves the same way; otherwise "within the spread". With --key,
+the variant's number is that key (e.g. ema_blimp_fast_card_micro: the weight average of the same runs)
+and the base's stays the default.
 """
 
 import argparse
@@ -31,13 +34,18 @@ def seeds_of(path: str, key: str) -> dict:
     return values
 
 
-def compare(base: dict, variant: dict) -> dict:
+def pooled_sd(rows: list) -> float:
+    """The seed-to-seed standard deviation pooled over rows ({seed: value} each; rows of one seed add nothing)."""
+    squares = sum(statistics.variance(r.values()) * (len(r) - 1) for r in rows if len(r) > 1)
+    freedom = sum(len(r) - 1 for r in rows)
+    if freedom == 0:
+        raise SystemExit("compare.py: no row has two seeds: no spread to compare against")
+    return math.sqrt(squares / freedom)
+
+
+def compare(base: dict, variant: dict, sd: float) -> dict:
     mean_a, mean_b = statistics.mean(base.values()), statistics.mean(variant.values())
-    # a row with one seed has no spread of its own: then the other row's stands for both
-    sd_a = statistics.stdev(base.values()) if len(base) > 1 else None
-    sd_b = statistics.stdev(variant.values()) if len(variant) > 1 else None
-    sd_a, sd_b = sd_a if sd_a is not None else sd_b, sd_b if sd_b is not None else sd_a
-    se = math.sqrt(sd_a ** 2 / len(base) + sd_b ** 2 / len(variant)) if sd_a is not None else float("nan")
+    se = sd * math.sqrt(1 / len(base) + 1 / len(variant))
     paired = {seed: variant[seed] - base[seed] for seed in sorted(base.keys() & variant.keys())}
     diff = mean_b - mean_a
     same_way = paired and (all(d > 0 for d in paired.values()) or all(d < 0 for d in paired.values()))
@@ -51,17 +59,23 @@ def main():
     ap.add_argument("base", help="the base row's JSON (model_a_card.py --json)")
     ap.add_argument("variants", nargs="+", help="the variants' JSON files")
     ap.add_argument("--key", default="blimp_fast_card_micro", help="the variants' number (the base's: the default)")
+    ap.add_argument("--pool", nargs="+", default=[], metavar="JSON",
+                    help="more rows of the same study whose seeds count in the pooled sd (not compared)")
     args = ap.parse_args()
-    for path in [args.base, *args.variants]:
+    for path in [args.base, *args.variants, *args.pool]:
         if not os.path.isfile(path):
             raise SystemExit(f"{path}: no such file")
     base = seeds_of(args.base, "blimp_fast_card_micro")
+    variants = {path: seeds_of(path, args.key) for path in args.variants
+                if not (path == args.base and args.key == "blimp_fast_card_micro")}  # a glob may include the base
+    pool = [base, *variants.values(), *(seeds_of(path, "blimp_fast_card_micro") for path in args.pool
+                                        if path != args.base and path not in variants)]
+    sd = pooled_sd(pool)
+    print(f"seed-to-seed standard deviation, pooled over {len(pool)} rows: {sd:.2f}\n")
     print(f"| variant | {args.key} | base | difference ± standard error | by seed | verdict |")
     print("|---|---|---|---|---|---|")
-    for path in args.variants:
-        if path == args.base and args.key == "blimp_fast_card_micro":
-            continue  # a glob of the variants may include the base
-        c = compare(base, seeds_of(path, args.key))
+    for path, values in variants.items():
+        c = compare(base, values, sd)
         by_seed = ", ".join(f"{seed}: {d:+.2f}" for seed, d in c["by_seed"].items()) or "no shared seed"
         print(f"| {os.path.basename(path).removesuffix('.json')} | {c['variant']:.2f} | {c['base']:.2f} | "
               f"{c['difference']:+.2f} ± {c['standard_error']:.2f} | {by_seed} | {c['verdict']} |")
