@@ -68,6 +68,8 @@ def main():
     base = seeds_of(args.base, "blimp_fast_card_micro")
     variants = {path: seeds_of(path, args.key) for path in args.variants
                 if not (path == args.base and args.key == "blimp_fast_card_micro")}  # a glob may include the base
+    if not variants:
+        raise SystemExit("compare.py: no variant besides the base")
     pool = [base, *variants.values(), *(seeds_of(path, "blimp_fast_card_micro") for path in args.pool
                                         if path != args.base and path not in variants)]
     sd = pooled_sd(pool)
