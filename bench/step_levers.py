@@ -42,10 +42,10 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, targets):
         log_z = torch.logsumexp(logits, dim=-1)                       # log of the softmax's denominator
-        kept = targets >= 0
-        picked = logits.gather(1, targets.clamp(min=0)[:, None])[:, 0]
+        kept, targets = targets >= 0, targets.clamp(min=0)  # an ignored target (-1) picks column 0, weighted 0
+        picked = logits.gather(1, targets[:, None])[:, 0]
         count = kept.sum()
-        ctx.save_for_backward(logits, log_z, targets.clamp(min=0), kept, count)
+        ctx.save_for_backward(logits, log_z, targets, kept, count)
         return ((log_z - picked) * kept).sum() / count
 
     @staticmethod
@@ -177,21 +177,23 @@ def main():
 
     # the whole step, with glibc's malloc as it is and keeping freed memory (where this is glibc), interleaved;
     # each trial starts with an untimed step that settles its allocator's state
-    times = {False: [], True: []}
+    step_seconds = {"plain": [], "kept": []}
     for trial in range(2 * args.trials):
-        keep = trial % 2 == 1 and keep_freed_memory(True)
+        side = "kept" if trial % 2 == 1 and keep_freed_memory(True) else "plain"
         step()
-        times[keep].append(cpu_seconds(step, 2))
+        step_seconds[side].append(cpu_seconds(step, 2))
         keep_freed_memory(False)
-    plain, kept = statistics.median(times[False]), statistics.median(times[True]) if times[True] else None
+    plain = statistics.median(step_seconds["plain"])
+    kept = statistics.median(step_seconds["kept"]) if step_seconds["kept"] else None  # None: not glibc
     print(f"{'piece (model.py -> alternative)':44s} {'x':>3s} {'ms/step':>9s} {'alt.':>9s} {'saves':>7s} of the step "
           f"({1000 * plain:,.0f} ms)")
     total = 0.0
-    for label, (times, leaves, ours, other, grad_out) in pieces(cfg, args.batch, args.seq, dtype).items():
+    for label, (per_step, leaves, ours, other, grad_out) in pieces(cfg, args.batch, args.seq, dtype).items():
         same_results(label, leaves, ours, other, grad_out, dtype)
         a, b = ab(lambda: ours().backward(grad_out), lambda: other().backward(grad_out), 3, args.trials)
-        total += max(0.0, times * (a - b))
-        print(f"{label:44s} {times:3d} {1000 * times * a:9.1f} {1000 * times * b:9.1f} {100 * times * (a - b) / plain:6.1f}%")
+        total += max(0.0, per_step * (a - b))
+        print(f"{label:44s} {per_step:3d} {1000 * per_step * a:9.1f} {1000 * per_step * b:9.1f} "
+              f"{100 * per_step * (a - b) / plain:6.1f}%")
     if kept is not None:
         print(f"{'allocator (glibc -> keep freed memory)':44s} {1:3d} {1000 * plain:9.1f} {1000 * kept:9.1f} "
               f"{100 * (plain - kept) / plain:6.1f}%")
