@@ -19,7 +19,8 @@ rank's share from one `Shard`. Two ways to cut the bins into training samples (T
   lines    LineSamples: one document (a line of the corpus) is one sample, cut into pieces of at
            most block_size tokens; each piece sees only itself, from position 0 (the Model A card's
            way). Short pieces are packed into rows with a block-diagonal mask, so the cost follows
-           the real tokens rather than block_size.
+           the real tokens rather than block_size. With join_lines, neighbouring lines are joined
+           into one piece of up to block_size tokens, the BOS between them kept as a separator.
 Both visit their samples in `EpochOrder` and are pure functions of (seed, step, micro_step, rank):
 a resumed or re-sharded run draws exactly the batches an uninterrupted one would. The third source,
 mixer.Mixer, draws windows by a learned language mixture; mixer.open_batch_source picks one of the
@@ -251,9 +252,14 @@ class LineSamples(BatchSource):
     A micro-batch of B pieces is packed into rows of block_size positions (first fit): a row holds
     several pieces side by side, each with its own positions from 0 and a block-diagonal causal
     mask, so the forward pass gives every token exactly the hidden state it has alone
-    (tests/test_data.py checks losses and gradients against one piece at a time)."""
+    (tests/test_data.py checks losses and gradients against one piece at a time).
 
-    def __init__(self, data_dir, meta, shard: Shard, bos_input=True, split="train", short_first=False):
+    join_lines: neighbouring pieces (in the bin's order) are joined into pieces of up to block_size
+    tokens (join_neighbours), so that a line is read after the lines before it; the first line of a
+    piece still starts at position 0."""
+
+    def __init__(self, data_dir, meta, shard: Shard, bos_input=True, split="train", short_first=False,
+                 join_lines=False):
         self.shard = shard
         self.langs = sorted(meta["languages"])
         self.bins, starts, lengths, langs = [], [], [], []
@@ -261,6 +267,8 @@ class LineSamples(BatchSource):
             tokens = open_bin(data_dir, meta, lang, split)
             self.bins.append(tokens)
             s, n = document_pieces(tokens, meta["bos_id"], shard.block_size, bos_input)
+            if join_lines:
+                s, n = join_neighbours(s, n, shard.block_size)
             starts.append(s)
             lengths.append(n)
             langs.append(np.full(len(s), li))
@@ -329,6 +337,22 @@ def document_pieces(tokens, bos_id: int, block_size: int, bos_input: bool):
     lengths = np.minimum(np.repeat(doc_end, n_pieces) - starts, block_size)
     keep = lengths >= 2
     return starts[keep].astype(np.int64), lengths[keep].astype(np.int64)
+
+
+def join_neighbours(starts, lengths, block_size: int):
+    """Pieces (start, length, in the bin's order) joined with the ones after them while the span from the
+    first's start to the last's end holds at most block_size tokens. The span keeps what lies between
+    two pieces: the next document's BOS (so the model reads BOS as the separator between lines, even
+    where bos_input is False) and a one-token document that document_pieces left out."""
+    joined_starts, joined_ends = [], []
+    for start, end in zip(starts.tolist(), (starts + lengths).tolist()):
+        if joined_starts and end - joined_starts[-1] <= block_size:
+            joined_ends[-1] = end
+        else:
+            joined_starts.append(start)
+            joined_ends.append(end)
+    joined_starts = np.array(joined_starts, np.int64)
+    return joined_starts, np.array(joined_ends, np.int64) - joined_starts
 
 
 def pack(pieces, row_len: int) -> Batch:

@@ -546,7 +546,7 @@ class Mixer(BatchSource):
 
 def open_batch_source(cfg, mix_cfg: MixerConfig, meta: dict, shard: Shard, bos_input: bool) -> BatchSource:
     """The batch source a config gets, decided here and nowhere else (cfg is train.TrainConfig:
-    data_dir, samples, align_windows, short_first; bos_input is the tokenizer's):
+    data_dir, samples, align_windows, short_first, join_lines; bos_input is the tokenizer's):
 
         mixer != "none"     Mixer: windows drawn by the learned language mixture
         samples = "lines"   data.LineSamples: one document a sample (the Model A card's way)
@@ -569,5 +569,6 @@ def open_batch_source(cfg, mix_cfg: MixerConfig, meta: dict, shard: Shard, bos_i
             print(mixer.describe())
         return mixer
     if cfg.samples == "lines":
-        return LineSamples(cfg.data_dir, meta, shard, bos_input=bos_input, short_first=cfg.short_first)
+        return LineSamples(cfg.data_dir, meta, shard, bos_input=bos_input, short_first=cfg.short_first,
+                           join_lines=cfg.join_lines)
     return TokenWindows(cfg.data_dir, meta, shard, align_windows=cfg.align_windows)

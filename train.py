@@ -91,6 +91,8 @@ class TrainConfig:
     align_windows: bool = False             # start each window at a document (its first BOS), see TokenWindows
     short_first: bool = False               # samples="lines": the first epoch from the shortest piece to the
                                             # longest (a curriculum), the later ones shuffled
+    join_lines: bool = False                # samples="lines": neighbouring lines joined into pieces of up to
+                                            # block_size tokens, BOS between them (data.join_neighbours)
     keep_global_batch: bool = False         # under DDP, divide grad_accum by the world size
     # run length: give exactly one (one given on the command line replaces a config file's)
     max_iters: Optional[int] = None
@@ -142,6 +144,7 @@ class TrainConfig:
         check(self.samples in ("windows", "lines"), f"samples={self.samples!r}: expected 'windows' or 'lines'")
         check(not (self.align_windows and self.samples == "lines"), "align_windows: only for samples='windows'")
         check(not (self.short_first and self.samples == "windows"), "short_first: only for samples='lines'")
+        check(not (self.join_lines and self.samples == "windows"), "join_lines: only for samples='lines'")
         check(self.decay in DECAYS, f"decay={self.decay!r}: expected one of {', '.join(DECAYS)}")
         check(self.milestone_unit in ("words", "tokens", "none"),
               f"milestone_unit={self.milestone_unit!r}: expected 'words', 'tokens' or 'none'")

@@ -16,6 +16,7 @@ import conftest  # noqa: F401  (puts the repository on sys.path)
 from data import Shard
 from model import ModelConfig, Transformer
 import data
+import mixer
 import train
 
 # ----------------------------------------------------------------------------- token windows
@@ -72,6 +73,30 @@ def test_documents_are_cut_into_pieces_of_at_most_block_size_and_one_token_piece
     starts, lengths = data.document_pieces(tokens, 0, block_size=4, bos_input=True)
     assert [tokens[s:s + n].tolist() for s, n in zip(starts, lengths)] == \
         [[0, 1, 2, 3], [4, 5], [0, 6], [0, 7, 8, 9], [10, 11, 12, 13], [14, 15], [0, 16, 17]]
+
+
+def test_joined_lines_are_neighbouring_pieces_up_to_block_size_with_the_bos_between_them_kept():
+    # the bin of the test above, block_size 6: pieces [1..5], [7..12], [13, 14, 15], [16, 17]
+    tokens = np.array([0, 1, 2, 3, 4, 5, 0, 6, 0, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 16, 17], np.uint16)
+    starts, lengths = data.join_neighbours(*data.document_pieces(tokens, 0, block_size=6, bos_input=False), 6)
+    # [1..5] + [7..12] would span 14 tokens; [13, 14, 15] + BOS + [16, 17] spans 6
+    assert [tokens[s:s + n].tolist() for s, n in zip(starts, lengths)] == \
+        [[1, 2, 3, 4, 5], [7, 8, 9, 10, 11, 12], [13, 14, 15, 0, 16, 17]]
+    # a one-token document between two joined ones stays in the span: no text goes missing
+    tokens = np.array([0, 1, 2, 0, 6, 0, 7, 8], np.uint16)
+    starts, lengths = data.join_neighbours(*data.document_pieces(tokens, 0, block_size=8, bos_input=False), 8)
+    assert [tokens[s:s + n].tolist() for s, n in zip(starts, lengths)] == [[1, 2, 0, 6, 0, 7, 8]]
+
+
+def test_train_configs_join_lines_reaches_the_line_samples_and_needs_them(tiny_data):
+    meta = data.read_meta(tiny_data)
+    shard = Shard(batch_size=4, block_size=16, seed=0)
+    cfg = train.TrainConfig(data_dir=tiny_data, samples="lines", join_lines=True)
+    joined = mixer.open_batch_source(cfg, mixer.MixerConfig(), meta, shard, bos_input=False)
+    one_a_line = data.LineSamples(tiny_data, meta, shard, bos_input=False)
+    assert joined.n_pieces < one_a_line.n_pieces and joined.length.max() <= 16
+    with pytest.raises(ValueError, match="join_lines: only for samples='lines'"):
+        train.TrainConfig(samples="windows", join_lines=True)
 
 
 def test_packed_rows_give_the_loss_and_gradients_of_the_pieces_one_at_a_time():

@@ -46,6 +46,7 @@ model_a_card_r2_linear|$BEST --decay=linear|1 2|0
 model_a_card_r2_dedup|$BEST --data_dir=data/model_a_card_8k_dedup|1 2|0
 model_a_card_r2_2ep|$BEST --epochs=2 --batch_size=21 --grad_accum=1|1 2|0
 model_a_card_r2_short_first|$BEST --short_first=True|1 2|0
+model_a_card_r2_context|$BEST --join_lines=True --batch_size=8 --grad_accum=1|1 2|0
 model_a_card_r2_wide512|$BEST --dim=512 --n_heads=8 --hidden_dim=2048 --dropout=0.1 --weight_decay=0.1|1 2|0
 "
 
