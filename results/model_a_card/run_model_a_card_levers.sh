@@ -42,6 +42,7 @@ model_a_card_lever_batch32_8l|$THREE --grad_accum=2 --n_layers=8|1 2|0
 model_a_card_lever_batch32_wd05|$THREE --grad_accum=2 --weight_decay=0.5|1 2|0
 model_a_card_r2_best|$BEST|1 2 3|0
 model_a_card_r2_wsd|$BEST --decay=wsd|1 2|0
+model_a_card_r2_lr15e5|$BEST --lr=1.5e-4|1 2|0
 model_a_card_r2_linear|$BEST --decay=linear|1 2|0
 model_a_card_r2_dedup|$BEST --data_dir=data/model_a_card_8k_dedup|1 2|0
 model_a_card_r2_2ep|$BEST --epochs=2 --batch_size=21 --grad_accum=1|1 2|0
