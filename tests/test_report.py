@@ -85,38 +85,51 @@ def write_rows(path, values):
     return str(path)
 
 
-def test_compare_calls_a_variant_different_only_beyond_twice_its_standard_error_with_every_seed_agreeing(tmp_path):
+def test_compare_calls_a_variant_different_only_beyond_students_t_times_its_standard_error_with_every_seed_agreeing(
+        tmp_path):
     import importlib.util
     spec = importlib.util.spec_from_file_location("compare", os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "model_a_card", "compare.py"))
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
-    # by hand: {58, 59} and {60, 61} each have variance 0.5 (1 degree of freedom): pooled sd sqrt(0.5),
-    # se = sqrt(0.5) * sqrt(1/2 + 1/2) = 0.707; a difference of 2 > 2 se, both seeds +2: higher
-    sd = compare.pooled_sd([{1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0}])
-    assert abs(sd - 0.5 ** 0.5) < 1e-12
-    c = compare.compare({1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0}, sd)
+    # by hand: {58, 59} and {60, 61} each have variance 0.5 (1 degree of freedom): pooled sd sqrt(0.5) with
+    # 2 degrees of freedom, se = sqrt(0.5) * sqrt(1/2 + 1/2) = 0.707; a difference of 2 is 2.83 se, short of
+    # t(2) = 4.303: within the spread, though both seeds moved +2
+    sd, freedom = compare.pooled_sd([{1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0}])
+    assert abs(sd - 0.5 ** 0.5) < 1e-12 and freedom == 2
+    c = compare.compare({1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0}, sd, freedom)
     assert c["difference"] == 2.0 and abs(c["standard_error"] - 0.5 ** 0.5) < 1e-12
-    assert c["by_seed"] == {1: 2.0, 2: 2.0} and c["verdict"] == "higher"
-    # the same means, but the seeds disagree: within the spread however large the difference
-    assert compare.compare({1: 58.0, 2: 59.0}, {1: 61.0, 2: 58.5}, sd)["verdict"] == "within the spread"
+    assert c["by_seed"] == {1: 2.0, 2: 2.0} and c["verdict"] == "within the spread"
+    # the same spread known from 18 degrees of freedom (t = 2.101): higher
+    assert compare.compare({1: 58.0, 2: 59.0}, {1: 60.0, 2: 61.0}, sd, 18)["verdict"] == "higher"
+    # the table: exact where tabled, the next smaller tabled df between entries (conservative), 1.96 past 120
+    assert compare.t_975(2) == 4.303 and compare.t_975(27) == 2.060 and compare.t_975(500) == 1.96
+    # the seeds disagree: within the spread however large the difference
+    assert compare.compare({1: 58.0, 2: 59.0}, {1: 61.0, 2: 58.5}, sd, 18)["verdict"] == "within the spread"
     # two rows whose seeds happen to agree exactly have no spread of their own; pooled with a third row
     # (variance 2, 1 degree of freedom) the sd is sqrt((0 + 0 + 2) / 3), se = sd * sqrt(1/2 + 1/2) = 0.816,
     # and +0.5 is within it
     rows = [{1: 57.0, 2: 57.0}, {1: 57.5, 2: 57.5}, {1: 56.0, 2: 58.0}]
-    sd = compare.pooled_sd(rows)
-    assert abs(sd - (2 / 3) ** 0.5) < 1e-12
-    assert compare.compare(rows[0], rows[1], sd)["verdict"] == "within the spread"
+    sd, freedom = compare.pooled_sd(rows)
+    assert abs(sd - (2 / 3) ** 0.5) < 1e-12 and freedom == 3
+    assert compare.compare(rows[0], rows[1], sd, freedom)["verdict"] == "within the spread"
     # a third seed that only the base ran counts in its mean, not in the seed-by-seed column
-    c = compare.compare({1: 58.0, 2: 59.0, 3: 58.5}, {1: 60.0, 2: 61.0}, 0.5)
+    c = compare.compare({1: 58.0, 2: 59.0, 3: 58.5}, {1: 60.0, 2: 61.0}, 0.5, 18)
     assert c["by_seed"] == {1: 2.0, 2: 2.0} and c["base"] == 58.5
     assert abs(c["standard_error"] - 0.5 * (1 / 3 + 1 / 2) ** 0.5) < 1e-12
     # from the command line: the pooled sd, then a markdown row per variant
     base = write_rows(tmp_path / "base.json", {1: 58.0, 2: 59.0})
     variant = write_rows(tmp_path / "wsd.json", {1: 60.0, 2: 61.0})
     out = subprocess.run([sys.executable, spec.origin, base, variant], capture_output=True, text=True, check=True).stdout
-    assert "seed-to-seed standard deviation, pooled over 2 rows: 0.71" in out
-    assert "| wsd | 60.50 | 58.50 | +2.00 ± 0.71 | 1: +2.00, 2: +2.00 | higher |" in out.splitlines()
+    assert "seed-to-seed standard deviation, pooled over 2 rows: 0.71 (2 degrees of freedom: a difference counts " \
+           "beyond 4.30 standard errors)" in out
+    assert "| wsd | 60.50 | 58.50 | +2.00 ± 0.71 | 1: +2.00, 2: +2.00 | within the spread |" in out.splitlines()
+    # --pool: more rows of the study, whose spread (here none: each pair of seeds agrees) counts, not compared;
+    # sd = sqrt((0.5 + 0.5) / 4) = 0.5, 4 degrees of freedom, se 0.5: +2 is 4 se, beyond t(4) = 2.776
+    pool = [write_rows(tmp_path / f"other{i}.json", {1: 57.0, 2: 57.0}) for i in range(2)]
+    out = subprocess.run([sys.executable, spec.origin, base, variant, "--pool", *pool], capture_output=True, text=True,
+                         check=True).stdout
+    assert "| wsd | 60.50 | 58.50 | +2.00 ± 0.50 | 1: +2.00, 2: +2.00 | higher |" in out.splitlines()
     # a missing file: one line naming it
     gone = subprocess.run([sys.executable, spec.origin, base, str(tmp_path / "gone.json")], capture_output=True, text=True)
     assert gone.returncode != 0 and gone.stderr.strip() == f"{tmp_path / 'gone.json'}: no such file"
