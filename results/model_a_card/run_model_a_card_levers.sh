@@ -46,6 +46,7 @@ model_a_card_lever_batch32_wd05|$THREE --grad_accum=2 --weight_decay=0.5|1 2|0
 model_a_card_r2_best|$BEST|1 2 3|0
 model_a_card_r2_wsd|$BEST --decay=wsd|1 2 3|0
 model_a_card_r2_lr15e5|$WSD --lr=1.5e-4|1 2|0
+model_a_card_r2_4ep_drop|$WSD --epochs=4 --dropout=0.1|1 2|0
 model_a_card_r2_dedup|$WSD --data_dir=data/model_a_card_8k_dedup|1 2|0
 model_a_card_r2_context|$WSD --join_lines=True --batch_size=8 --grad_accum=1|1 2|0
 model_a_card_r2_2ep|$WSD --epochs=2 --batch_size=21 --grad_accum=1|1 2|0
