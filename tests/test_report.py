@@ -133,3 +133,25 @@ def test_compare_calls_a_variant_different_only_beyond_students_t_times_its_stan
     # a missing file: one line naming it
     gone = subprocess.run([sys.executable, spec.origin, base, str(tmp_path / "gone.json")], capture_output=True, text=True)
     assert gone.returncode != 0 and gone.stderr.strip() == f"{tmp_path / 'gone.json'}: no such file"
+
+
+def test_heldout_vs_blimp_fits_the_line_through_the_runs_and_reads_it_at_the_target(tmp_path):
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "model_a_card",
+                          "heldout_vs_blimp.py")
+    # by hand: three runs on BLiMP = 110 - 10 x loss, and one 1 point above it at loss 5.0; least squares over
+    # x = 4.8, 4.9, 5.0, 5.0 and y = 62, 61, 60, 61: mean x 4.925, mean y 61, deviations x -0.125, -0.025,
+    # 0.075, 0.075 and y 1, 0, -1, 0: Sxy = -0.2, Sxx = 0.0275, slope -7.27..., intercept 61 + 7.27 x 4.925
+    rows = tmp_path / "a.json", tmp_path / "b.json"
+    rows[0].write_text(json.dumps({"runs": [{"seed": 1, "heldout_loss_trainer": 4.8, "blimp_fast_card_micro": 62.0},
+                                            {"seed": 2, "heldout_loss_trainer": 4.9, "blimp_fast_card_micro": 61.0}]}))
+    rows[1].write_text(json.dumps({"runs": [{"seed": 1, "heldout_loss_trainer": 5.0, "blimp_fast_card_micro": 60.0},
+                                            {"seed": 2, "heldout_loss_trainer": 5.0, "blimp_fast_card_micro": 61.0}]}))
+    out_json = tmp_path / "fit.json"
+    subprocess.run([sys.executable, script, *map(str, rows), "--target", "60", "--json", str(out_json),
+                    "--png", str(tmp_path / "fit.png")], check=True, capture_output=True)
+    fit = json.loads(out_json.read_text())
+    slope = -0.2 / 0.0275
+    assert fit["runs"] == 4 and abs(fit["slope_points_per_nat"] - slope) < 1e-9
+    assert abs(fit["intercept"] - (61 - slope * 4.925)) < 1e-9
+    assert abs(fit["heldout_at_target"] - (4.925 + (60 - 61) / slope)) < 1e-9
+    assert [p["row"] for p in fit["points"]] == ["a", "a", "b", "b"] and (tmp_path / "fit.png").stat().st_size > 0
