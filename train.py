@@ -92,7 +92,8 @@ class TrainConfig:
     short_first: bool = False               # samples="lines": the first epoch from the shortest piece to the
                                             # longest (a curriculum), the later ones shuffled
     join_lines: bool = False                # samples="lines": neighbouring lines joined into pieces of up to
-                                            # block_size tokens, BOS between them (data.join_neighbours)
+                                            # block_size tokens, BOS between them (data.join_neighbours);
+                                            # the held-out loss stays one line a sample
     keep_global_batch: bool = False         # under DDP, divide grad_accum by the world size
     # run length: give exactly one (one given on the command line replaces a config file's)
     max_iters: Optional[int] = None
