@@ -116,10 +116,12 @@ def test_every_results_variant_is_a_valid_config():
         script = f.read()
     three = script.split('THREE="', 1)[1].split('"', 1)[0]
     best = script.split('BEST="', 1)[1].split('"', 1)[0]
+    wsd = script.split('WSD="', 1)[1].split('"', 1)[0].replace("$BEST", best)
     rows = [line.split("|") for line in script.split('VARIANTS="', 1)[1].split('"', 1)[0].strip().splitlines()]
     assert len(rows) >= 10 and len({name for name, *_ in rows}) == len(rows)
     for name, flags, seeds, full in rows:
-        args = flags.replace("$THREE", three).replace("$BEST", best).split()
+        args = flags.replace("$THREE", three).replace("$BEST", best).replace("$WSD", wsd).split()
+        assert "$" not in " ".join(args), f"{name}: a variable the test does not expand"
         argv = [os.path.join(ROOT, "config", "model_a_card.py"),
                 *(a if a.startswith("--") else os.path.join(ROOT, a) for a in args)]  # flags and config files
         model_cfg, cfg, _, explicit = train.read_config(argv)
