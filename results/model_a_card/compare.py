@@ -27,9 +27,16 @@ import os
 import statistics
 
 
-def seeds_of(path: str, key: str) -> dict:
+def read_runs(path: str) -> list:
+    """The runs of a model_a_card.py JSON file (one dict a seed)."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path}: no such file")
     with open(path) as f:
-        runs = json.load(f)["runs"]
+        return json.load(f)["runs"]
+
+
+def seeds_of(path: str, key: str) -> dict:
+    runs = read_runs(path)
     values = {run["seed"]: run[key] for run in runs if run.get(key) is not None}
     if not values:
         raise SystemExit(f"{path}: no run has {key}")
@@ -77,9 +84,6 @@ def main():
     ap.add_argument("--pool", nargs="+", default=[], metavar="JSON",
                     help="more rows of the same study whose seeds count in the pooled sd (not compared)")
     args = ap.parse_args()
-    for path in [args.base, *args.variants, *args.pool]:
-        if not os.path.isfile(path):
-            raise SystemExit(f"{path}: no such file")
     base = seeds_of(args.base, "blimp_fast_card_micro")
     variants = {path: seeds_of(path, args.key) for path in args.variants
                 if not (path == args.base and args.key == "blimp_fast_card_micro")}  # a glob may include the base

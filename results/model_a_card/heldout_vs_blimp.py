@@ -19,6 +19,8 @@ import os
 
 import numpy as np
 
+from compare import read_runs  # results/model_a_card/compare.py, beside this file
+
 HELDOUT, BLIMP = "heldout_loss_trainer", "blimp_fast_card_micro"
 
 
@@ -26,12 +28,9 @@ def points_of(paths: list) -> list:
     """[(row name, seed, held-out loss, BLiMP)] for every run of every file that has both numbers."""
     points = []
     for path in paths:
-        if not os.path.isfile(path):
-            raise SystemExit(f"{path}: no such file")
-        with open(path) as f:
-            runs = json.load(f)["runs"]
         name = os.path.basename(path).removesuffix(".json")
-        points += [(name, r["seed"], r[HELDOUT], r[BLIMP]) for r in runs if r.get(HELDOUT) and r.get(BLIMP)]
+        points += [(name, r["seed"], r[HELDOUT], r[BLIMP]) for r in read_runs(path)
+                   if r.get(HELDOUT) is not None and r.get(BLIMP) is not None]
     return points
 
 
